@@ -84,8 +84,10 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     version: 1,
     name: 'nodes, ports, images, events',
     sql: `
+-- COLLATE "C" on the keys we sort by: byte order, as in SQLite, whatever the database locale,
+-- so keyset pagination and listing order are the same on both backends.
 CREATE TABLE nodes (
-  uuid TEXT PRIMARY KEY,
+  uuid TEXT COLLATE "C" PRIMARY KEY,
   name TEXT UNIQUE,
   driver TEXT NOT NULL,
   bmc_address TEXT,
@@ -110,7 +112,7 @@ CREATE INDEX nodes_provision_state ON nodes (provision_state);
 CREATE INDEX nodes_reservation ON nodes (reservation) WHERE reservation IS NOT NULL;
 
 CREATE TABLE ports (
-  uuid TEXT PRIMARY KEY,
+  uuid TEXT COLLATE "C" PRIMARY KEY,
   address TEXT NOT NULL UNIQUE,
   node_uuid TEXT NOT NULL REFERENCES nodes (uuid) ON DELETE CASCADE,
   pxe_enabled BOOLEAN NOT NULL DEFAULT TRUE,
@@ -121,7 +123,7 @@ CREATE INDEX ports_node_uuid ON ports (node_uuid);
 
 CREATE TABLE images (
   uuid TEXT PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
+  name TEXT COLLATE "C" NOT NULL UNIQUE,
   url TEXT NOT NULL,
   checksum_algo TEXT NOT NULL,
   checksum TEXT NOT NULL,
