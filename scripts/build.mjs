@@ -3,13 +3,23 @@
 // so every dependency is inlined and only Node built-ins are imported at run time.
 // The CLI keeps its dependencies external: it is installed with node_modules beside it
 // (better-sqlite3 is a native addon and cannot be bundled).
+
+import { chmodSync, statSync } from 'node:fs';
 import { build } from 'esbuild';
-import { statSync, chmodSync } from 'node:fs';
 
 // Some bundled CommonJS packages call require() for built-ins; ESM has no require, so give it one.
-const requireShim = "import{createRequire as __kilnCreateRequire}from'node:module';const require=__kilnCreateRequire(import.meta.url);";
+const requireShim =
+  "import{createRequire as __kilnCreateRequire}from'node:module';const require=__kilnCreateRequire(import.meta.url);";
 
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: false, logLevel: 'warning', legalComments: 'none' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: false,
+  logLevel: 'warning',
+  legalComments: 'none',
+};
 
 await build({
   ...common,

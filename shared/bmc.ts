@@ -55,7 +55,8 @@ export function parseBmcAddress(input: string): BmcAddress {
   if (scheme === 'redfish' || scheme === 'redfish+https' || scheme === 'redfish+http') {
     if (!url.hostname) throw new BmcAddressError(`bmc_address "${redact(input)}" has no host`);
     const protocol = scheme === 'redfish+http' ? 'http' : 'https';
-    const path = url.pathname && url.pathname !== '/' ? url.pathname.replace(/\/$/, '') : '/redfish/v1/Systems/1';
+    const path =
+      url.pathname && url.pathname !== '/' ? url.pathname.replace(/\/$/, '') : '/redfish/v1/Systems/1';
     return {
       driver: 'redfish',
       address: `redfish+${protocol}://${userPart}${hostPort}${path}`,

@@ -32,7 +32,11 @@ export class KilnError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: unknown;
-  constructor(code: ErrorCode, message: string, opts: { details?: unknown; cause?: unknown; status?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { details?: unknown; cause?: unknown; status?: number } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KilnError';
     this.code = code;

@@ -2,7 +2,7 @@
 //   const log = createLogger({ name: 'conductor' }).child({ component: 'dhcp' });
 //   log.info({ node, mac }, 'sent DHCP offer');
 // Secrets are redacted by path wherever they appear in a logged object.
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger };
 

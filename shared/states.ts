@@ -37,16 +37,23 @@ export const PROVISION_ACTIONS = [
 export type ProvisionAction = (typeof PROVISION_ACTIONS)[number];
 
 /** Events the conductor raises itself while work runs. */
-/** `done-manual` ends a manual cleaning back in manageable instead of available. */
-export type InternalEvent = 'done' | 'done-manual' | 'fail' | 'wait' | 'resume';
-export const INTERNAL_EVENTS: readonly InternalEvent[] = ['done', 'done-manual', 'fail', 'wait', 'resume'];
+/**
+ * `wait` parks a node until its ramdisk calls back; `done` and `fail` end a phase, from the busy
+ * state or straight from the wait state when a call-back finishes the work; `done-manual` ends a
+ * manual cleaning back in manageable instead of available.
+ */
+export type InternalEvent = 'done' | 'done-manual' | 'fail' | 'wait';
+export const INTERNAL_EVENTS: readonly InternalEvent[] = ['done', 'done-manual', 'fail', 'wait'];
 export type ProvisionEvent = ProvisionAction | InternalEvent;
 
 export interface Transition {
   from: ProvisionState;
   event: ProvisionEvent;
   to: ProvisionState;
-  /** Where the node is headed while this transition's work runs (Ironic's target_provision_state). */
+  /**
+   * Where the node is headed while this transition's work runs (Ironic's target_provision_state).
+   * Absent on a move into a busy or wait state: the node keeps the target it had.
+   */
   target?: ProvisionState;
 }
 
@@ -63,7 +70,6 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.inspecting, event: 'wait', to: S.inspectWait, target: S.manageable },
   { from: S.inspecting, event: 'done', to: S.manageable },
   { from: S.inspecting, event: 'fail', to: S.inspectFailed },
-  { from: S.inspectWait, event: 'resume', to: S.inspecting, target: S.manageable },
   { from: S.inspectWait, event: 'done', to: S.manageable },
   { from: S.inspectWait, event: 'fail', to: S.inspectFailed },
   { from: S.inspectWait, event: 'abort', to: S.inspectFailed },
@@ -74,7 +80,8 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.manageable, event: 'provide', to: S.cleaning, target: S.available },
   { from: S.manageable, event: 'clean', to: S.cleaning, target: S.manageable },
   { from: S.cleaning, event: 'wait', to: S.cleanWait },
-  { from: S.cleanWait, event: 'resume', to: S.cleaning },
+  { from: S.cleanWait, event: 'done', to: S.available },
+  { from: S.cleanWait, event: 'done-manual', to: S.manageable },
   { from: S.cleaning, event: 'done', to: S.available },
   { from: S.cleaning, event: 'done-manual', to: S.manageable },
   { from: S.cleaning, event: 'fail', to: S.cleanFailed },
@@ -86,7 +93,7 @@ export const TRANSITIONS: readonly Transition[] = [
   // Deployment.
   { from: S.available, event: 'deploy', to: S.deploying, target: S.active },
   { from: S.deploying, event: 'wait', to: S.waitCallBack, target: S.active },
-  { from: S.waitCallBack, event: 'resume', to: S.deploying, target: S.active },
+  { from: S.waitCallBack, event: 'done', to: S.active },
   { from: S.deploying, event: 'done', to: S.active },
   { from: S.deploying, event: 'fail', to: S.deployFailed },
   { from: S.waitCallBack, event: 'fail', to: S.deployFailed },
@@ -137,5 +144,11 @@ export const PowerState = {
 } as const;
 export type PowerState = (typeof PowerState)[keyof typeof PowerState] | null;
 
-export const POWER_TARGETS = ['power on', 'power off', 'soft power off', 'rebooting', 'soft rebooting'] as const;
+export const POWER_TARGETS = [
+  'power on',
+  'power off',
+  'soft power off',
+  'rebooting',
+  'soft rebooting',
+] as const;
 export type PowerTarget = (typeof POWER_TARGETS)[number];

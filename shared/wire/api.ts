@@ -16,13 +16,20 @@ export const NodeName = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]*$/, 'may hold letters, digits, ".", "_", "~" and "-", starting with a letter or digit')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._~-]*$/,
+    'may hold letters, digits, ".", "_", "~" and "-", starting with a letter or digit',
+  )
   .refine((s) => !/^[0-9a-f]{8}-[0-9a-f]{4}-/.test(s), 'must not look like a UUID');
 
 export const NodeCreate = z.strictObject({
   name: NodeName.optional(),
   uuid: z.uuid().optional(),
-  bmc_address: z.string().min(1).optional().describe('ipmi://user@host[:port], redfish+https://host/redfish/v1/Systems/ID or fake://'),
+  bmc_address: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('ipmi://user@host[:port], redfish+https://host/redfish/v1/Systems/ID or fake://'),
   bmc_password: z.string().optional().describe('Write-only; never returned'),
   properties: Json.optional(),
   extra: Json.optional(),
@@ -45,7 +52,9 @@ export const ProvisionRequest = z.strictObject({
   image: z.string().min(1).optional().describe('Image name or UUID to deploy (deploy, rebuild)'),
   hostname: z.string().min(1).max(253).optional(),
   configdrive: Json.optional().describe('meta_data / user_data / network_data for the config drive'),
-  clean_steps: z.array(z.strictObject({ interface: z.string(), step: z.string(), args: Json.optional() })).optional(),
+  clean_steps: z
+    .array(z.strictObject({ interface: z.string(), step: z.string(), args: Json.optional() }))
+    .optional(),
 });
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>;
 

@@ -1,0 +1,59 @@
+// `kiln`: one binary for operators (node, image, port), for running the conductor, and for
+// developers (agent). Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict/locked,
+// 5 API unreachable.
+import { Command, CommanderError } from 'commander';
+import { isKilnError } from '../shared/errors.ts';
+import { KILN_VERSION } from '../shared/version.ts';
+import { ApiClient, CliError, EXIT, resolveApiUrl } from './client.ts';
+import { registerConductorCommand } from './commands/conductor.ts';
+import { registerImageCommands } from './commands/image.ts';
+import { registerNodeCommands } from './commands/node.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('kiln')
+    .description('Kiln bare-metal provisioning')
+    .version(KILN_VERSION)
+    .option('--api <url>', 'conductor API URL (or KILN_API, or api: in ~/.config/kiln/config.yaml)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride();
+  const ctx = () => {
+    const o = program.opts<{ api?: string; json?: boolean }>();
+    return { client: new ApiClient(resolveApiUrl(o.api)), json: Boolean(o.json) };
+  };
+  registerConductorCommand(program);
+  registerNodeCommands(program, ctx);
+  registerImageCommands(program, ctx);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version also land here, with exit code 0.
+      return e.exitCode === 0 ? 0 : EXIT.usage;
+    }
+    const json = program.opts<{ json?: boolean }>().json;
+    if (e instanceof CliError) {
+      if (json && e.body) process.stdout.write(`${JSON.stringify(e.body, null, 2)}\n`);
+      process.stderr.write(`error: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (isKilnError(e)) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return e.code === 'CONFIG_INVALID' || e.code === 'VALIDATION_FAILED' ? EXIT.usage : EXIT.error;
+    }
+    process.stderr.write(`error: ${(e as Error).stack ?? e}\n`);
+    return EXIT.error;
+  }
+}
+
+// Subcommands that keep running (conductor) resolve only when they stop.
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,247 @@
+// Wire shapes of the ironic-python-agent (IPA) protocol, as Ironic 2023.1 and IPA 9.4.3 speak it:
+// agent → conductor (version discovery, lookup, heartbeat) and conductor → agent (command records,
+// inventory). Both sides of Kiln use these, and so does a stock Ironic or IPA on the other end,
+// so schemas are lenient about extra members and strict only about what the protocol requires.
+import { z } from 'zod';
+
+/** API microversions that change what lookup/heartbeat accept (Ironic's api/controllers/v1/utils.py). */
+export const IRONIC_API = {
+  /** What an agent assumes when `GET /` fails (IPA's BASE_IRONIC_API_VERSION). */
+  fallback: '1.31',
+  ramdiskEndpoints: '1.22',
+  agentVersionInHeartbeat: '1.36',
+  agentToken: '1.62',
+  agentVerifyCa: '1.68',
+  agentStatus: '1.72',
+  /** Highest version an agent asks for on lookup / heartbeat (IPA's caps). */
+  maxLookup: '1.62',
+  maxHeartbeat: '1.68',
+} as const;
+
+export const VERSION_HEADER = 'X-OpenStack-Ironic-API-Version';
+
+/** Kiln-only features a conductor may advertise in its `GET /` document. */
+export const KILN_EXTENSIONS = ['progress'] as const;
+export type KilnExtension = (typeof KILN_EXTENSIONS)[number];
+
+/** The token Ironic returns instead of the real one after the first lookup. */
+export const MASKED = '******';
+
+// ---- agent → conductor ----
+
+/** `GET /` of the Ironic API; the agent reads default_version.version and (Kiln) `kiln.extensions`. */
+export const ApiRootDocument = z.looseObject({
+  default_version: z.looseObject({ version: z.string().regex(/^\d+\.\d+$/) }),
+  kiln: z.looseObject({ version: z.string().optional(), extensions: z.array(z.string()).default([]) }).optional(),
+});
+export type ApiRootDocument = z.infer<typeof ApiRootDocument>;
+
+export const LookupConfig = z.looseObject({
+  heartbeat_timeout: z.number().positive(),
+  agent_token: z.string().nullable().optional(),
+  agent_token_required: z.boolean().optional(),
+  metrics: z.unknown().optional(),
+  metrics_statsd: z.unknown().optional(),
+  disable_deep_image_inspection: z.boolean().optional(),
+  permitted_image_formats: z.array(z.string()).optional(),
+  enable_bios_bootloader_install: z.boolean().optional(),
+});
+export type LookupConfig = z.infer<typeof LookupConfig>;
+
+export const LookupNode = z.looseObject({
+  uuid: z.string().min(1),
+  properties: z.record(z.string(), z.unknown()).default({}),
+  instance_info: z.record(z.string(), z.unknown()).default({}),
+  driver_internal_info: z.record(z.string(), z.unknown()).default({}),
+  links: z.array(z.looseObject({ href: z.string(), rel: z.string() })).optional(),
+});
+export type LookupNode = z.infer<typeof LookupNode>;
+
+/**
+ * 200 body of `GET /v1/lookup`. Pre-Rocky conductors put heartbeat_timeout at the top level and
+ * send no `config`; IPA tolerates that, so do we (normalised into `config`).
+ */
+export const LookupResponse = z
+  .looseObject({
+    node: LookupNode,
+    config: LookupConfig.optional(),
+    heartbeat_timeout: z.number().positive().optional(),
+  })
+  .refine((r) => r.config !== undefined || r.heartbeat_timeout !== undefined, {
+    message: 'lookup response has neither config nor heartbeat_timeout',
+  })
+  .transform((r) => ({
+    node: r.node,
+    config: r.config ?? { heartbeat_timeout: r.heartbeat_timeout as number },
+  }));
+export type LookupResponse = z.infer<typeof LookupResponse>;
+
+/** Live progress of the running command: Kiln-only, sent only to a conductor that advertises it. */
+export const KilnProgress = z.looseObject({
+  command_id: z.string().optional(),
+  command_name: z.string().optional(),
+  phase: z.string(),
+  bytes_done: z.number().optional(),
+  bytes_total: z.number().nullable().optional(),
+  rate_bps: z.number().nullable().optional(),
+  eta_s: z.number().nullable().optional(),
+  message: z.string().optional(),
+  updated_at: z.string().optional(),
+});
+export type KilnProgress = z.infer<typeof KilnProgress>;
+
+/** Body of `POST /v1/heartbeat/{node}`. Unknown members are refused, as Ironic refuses them. */
+export const HeartbeatBody = z.strictObject({
+  callback_url: z.string(),
+  agent_token: z.string().nullable().optional(),
+  agent_version: z.string().nullable().optional(),
+  agent_verify_ca: z.string().nullable().optional(),
+  agent_status: z.string().nullable().optional(),
+  agent_status_message: z.string().nullable().optional(),
+  kiln_progress: KilnProgress.nullable().optional(),
+});
+export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
+
+// ---- conductor → agent ----
+
+export const COMMAND_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'CLEAN_VERSION_MISMATCH', 'VERSION_MISMATCH'] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+/** IPA's serialised RESTError. */
+export const CommandError = z.looseObject({
+  type: z.string().optional(),
+  code: z.number().optional(),
+  message: z.string().optional(),
+  details: z.unknown().optional(),
+});
+export type CommandError = z.infer<typeof CommandError>;
+
+/** One command result record (`command_params` is deliberately never serialised, like IPA). */
+export const CommandRecord = z.looseObject({
+  id: z.string(),
+  command_name: z.string(),
+  command_status: z.string(),
+  command_error: z.unknown().nullable(),
+  command_result: z.unknown().nullable(),
+  kiln_progress: KilnProgress.nullable().optional(),
+});
+export type CommandRecord = z.infer<typeof CommandRecord>;
+
+export const CommandList = z.looseObject({ commands: z.array(CommandRecord) });
+
+export const CommandRequest = z.object({
+  name: z.string(),
+  params: z.record(z.string(), z.unknown()),
+});
+export type CommandRequest = z.infer<typeof CommandRequest>;
+
+/** Error body of the agent API (WSME's format, which Ironic's agent client parses). */
+export interface AgentFault {
+  faultcode: 'Client' | 'Server';
+  faultstring: string;
+}
+
+/** A step as it travels in get_*_steps results and execute_*_step params. */
+export const Step = z.looseObject({
+  step: z.string(),
+  interface: z.string(),
+  priority: z.number().optional(),
+  reboot_requested: z.boolean().optional(),
+  abortable: z.boolean().optional(),
+  argsinfo: z.record(z.string(), z.unknown()).nullable().optional(),
+  args: z.record(z.string(), z.unknown()).optional(),
+  requires_ramdisk: z.boolean().optional(),
+});
+export type Step = z.infer<typeof Step>;
+
+// ---- inventory (GenericHardwareManager.list_hardware_info) ----
+
+export interface InventoryCpu {
+  model_name: string | null;
+  frequency: string | null;
+  count: number;
+  architecture: string;
+  flags: string[];
+  socket_count?: number | null;
+}
+
+export interface InventoryMemory {
+  total: number;
+  physical_mb: number | null;
+}
+
+export interface InventoryDisk {
+  name: string;
+  model: string | null;
+  size: number;
+  rotational: boolean;
+  wwn: string | null;
+  serial: string | null;
+  vendor: string | null;
+  wwn_with_extension: string | null;
+  wwn_vendor_extension: string | null;
+  hctl: string | null;
+  by_path: string | null;
+}
+
+export interface InventoryInterface {
+  name: string;
+  mac_address: string;
+  ipv4_address: string | null;
+  ipv6_address: string | null;
+  has_carrier: boolean;
+  /** [tlv_type, hex] pairs; null unless ipa-collect-lldp. */
+  lldp: [number, string][] | null;
+  vendor: string | null;
+  product: string | null;
+  client_id: string | null;
+  biosdevname: string | null;
+  speed_mbps: number | null;
+  /** Kiln addition: kernel driver bound to the NIC. */
+  driver?: string | null;
+}
+
+export interface InventorySystemVendor {
+  product_name: string | null;
+  serial_number: string | null;
+  manufacturer: string | null;
+  firmware: { vendor: string | null; version: string | null; build_date: string | null };
+  /** Kiln addition: SMBIOS system UUID. */
+  system_uuid?: string | null;
+}
+
+export interface InventoryBoot {
+  current_boot_mode: 'uefi' | 'bios';
+  pxe_interface: string | null;
+}
+
+export interface CollectorFailure {
+  collector: string;
+  message: string;
+}
+
+export interface Inventory {
+  interfaces: InventoryInterface[];
+  cpu: InventoryCpu;
+  disks: InventoryDisk[];
+  memory: InventoryMemory;
+  bmc_address: string;
+  bmc_v6address: string;
+  bmc_mac: string | null;
+  system_vendor: InventorySystemVendor;
+  boot: InventoryBoot;
+  hostname: string;
+  /** Kiln addition: what the agent could not collect, so the conductor can show it. */
+  kiln_collector_failures: CollectorFailure[];
+}
+
+/** Compare "1.62"-style microversions. */
+export function compareVersions(a: string, b: string): number {
+  const [am = 0, an = 0] = a.split('.').map(Number);
+  const [bm = 0, bn = 0] = b.split('.').map(Number);
+  return am !== bm ? am - bm : an - bn;
+}
+
+export function minVersion(a: string, b: string): string {
+  return compareVersions(a, b) <= 0 ? a : b;
+}

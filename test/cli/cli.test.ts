@@ -1,0 +1,127 @@
+// The `kiln` CLI as an operator runs it: a real conductor process, the bundled CLI, tables for
+// people, --json for scripts, exit codes, and state kept across conductor restarts.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type ConductorProcess, kiln, startConductorProcess } from '../support/processes.ts';
+
+describe('kiln CLI against a running conductor', () => {
+  let dir: string;
+  let c: ConductorProcess;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
+    c = await startConductorProcess(['--db', `sqlite:${join(dir, 'kiln.db')}`, '--id', 'cli-test']);
+  });
+  after(async () => {
+    await c?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows help for every command group and exits 0', () => {
+    for (const args of [
+      ['--help'],
+      ['node', '--help'],
+      ['node', 'deploy', '--help'],
+      ['image', '--help'],
+      ['conductor', '--help'],
+    ]) {
+      const r = kiln(args);
+      assert.equal(r.status, 0, args.join(' '));
+      assert.match(r.stdout, /Usage: kiln/);
+    }
+  });
+
+  it('exits 2 on usage errors', () => {
+    const r = kiln(['node', 'frobnicate']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown command/);
+  });
+
+  it('exits 5 with a hint when the API is unreachable', () => {
+    const r = kiln(['node', 'list'], { api: 'http://127.0.0.1:9' });
+    assert.equal(r.status, 5);
+    assert.match(r.stderr, /cannot reach the Kiln API at http:\/\/127.0.0.1:9.*kiln conductor/);
+  });
+
+  it('enrolls, lists (table and JSON), and drives a node to active', () => {
+    const created = kiln(
+      [
+        '--json',
+        'node',
+        'create',
+        '--name',
+        'n1',
+        '--bmc-address',
+        'fake://n1',
+        '--mac',
+        '52:54:00:00:01:01',
+        '--property',
+        'cpu_arch=x86_64',
+      ],
+      { api: c.url },
+    );
+    assert.equal(created.status, 0, created.stderr);
+    assert.equal(created.json().provision_state, 'enroll');
+    const table = kiln(['node', 'list'], { api: c.url });
+    assert.match(table.stdout, /^UUID\s+NAME\s+DRIVER\s+PROVISION_STATE/m);
+    assert.match(table.stdout, /n1\s+fake\s+enroll/);
+    const img = kiln(
+      ['image', 'add', 'demo', 'http://127.0.0.1:1/demo.raw', '--checksum', `sha256:${'c'.repeat(64)}`],
+      { api: c.url },
+    );
+    assert.equal(img.status, 0, img.stderr);
+    for (const args of [
+      ['manage', 'n1'],
+      ['provide', 'n1'],
+      ['deploy', 'n1', '--image', 'demo', '--hostname', 'web-1'],
+    ]) {
+      const r = kiln(['node', ...args, '--wait'], { api: c.url });
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const shown = kiln(['--json', 'node', 'show', 'n1'], { api: c.url }).json();
+    assert.equal(shown.provision_state, 'active');
+    assert.equal(shown.instance_info.hostname, 'web-1');
+    const ev = kiln(['node', 'events', 'n1'], { api: c.url });
+    assert.match(ev.stdout, /deploy/);
+  });
+
+  it('exits 3 for a missing node and 4 for an illegal action', () => {
+    const missing = kiln(['node', 'show', 'ghost'], { api: c.url });
+    assert.equal(missing.status, 3);
+    assert.match(missing.stderr, /node ghost not found/);
+    const illegal = kiln(['node', 'provide', 'n1'], { api: c.url });
+    assert.equal(illegal.status, 4);
+    assert.match(
+      illegal.stderr,
+      /n1 .* is active: 'provide' is not allowed there; allowed: rebuild, undeploy/,
+    );
+  });
+
+  it('imports a hardware_info file, reporting bad lines and importing the good ones', () => {
+    const file = join(dir, 'hardware_info');
+    writeFileSync(
+      file,
+      '10.1.91.4 00:1b:24:78:4c:b2 root pw1\n10.1.91.5 broken\n10.1.91.6 00:1b:24:78:4c:b4 root pw3\n10.1.91.7 00:1b:24:78:4c:b2 root dup\n',
+    );
+    const r = kiln(['node', 'import', file], { api: c.url });
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /hardware_info:1: enrolled/);
+    assert.match(r.stdout, /hardware_info:2: error: expected 4 fields/);
+    assert.match(r.stdout, /hardware_info:3: enrolled/);
+    assert.match(r.stdout, /hardware_info:4: error: MAC 00:1b:24:78:4c:b2 already belongs to node/);
+    assert.match(r.stdout, /2 imported, 2 failed/);
+    assert.ok(!r.stdout.includes('pw1'));
+  });
+
+  it('keeps every node across a conductor restart (SIGTERM and SIGKILL)', async () => {
+    const before = kiln(['--json', 'node', 'list'], { api: c.url }).json().nodes;
+    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+      await c.stop(sig);
+      c = await startConductorProcess(['--db', `sqlite:${join(dir, 'kiln.db')}`, '--id', 'cli-test']);
+      const now = kiln(['--json', 'node', 'list'], { api: c.url }).json().nodes;
+      assert.deepEqual(now, before, `after ${sig}`);
+    }
+  });
+});
