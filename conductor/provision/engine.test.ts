@@ -14,7 +14,6 @@ import {
 } from '../../shared/states.ts';
 import { FakePowerDriver } from '../power/fake.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
-import type { Store } from '../store/store.ts';
 import { ProvisionEngine } from './engine.ts';
 import { createFakeWorkflow } from './fake-workflow.ts';
 import type { PhaseResult, Workflow } from './workflow.ts';
