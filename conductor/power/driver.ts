@@ -30,7 +30,12 @@ export interface PowerDriver {
   validate(creds: BmcCredentials, signal?: AbortSignal): Promise<void>;
   getPower(creds: BmcCredentials, signal?: AbortSignal): Promise<PowerStateValue>;
   setPower(creds: BmcCredentials, action: PowerAction, signal?: AbortSignal): Promise<void>;
-  setBootDevice(creds: BmcCredentials, device: BootDevice, opts?: BootDeviceOptions, signal?: AbortSignal): Promise<void>;
+  setBootDevice(
+    creds: BmcCredentials,
+    device: BootDevice,
+    opts?: BootDeviceOptions,
+    signal?: AbortSignal,
+  ): Promise<void>;
 }
 
 export interface PowerDriverRegistry {

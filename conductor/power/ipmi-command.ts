@@ -54,9 +54,13 @@ export function classifyIpmiFailure(stderr: string, timedOut: boolean, missing: 
   if (/Insufficient privilege|requested maximum privilege level|unauthorized role/i.test(stderr))
     return 'privilege';
   if (/Address lookup for .* failed/i.test(stderr)) return 'dns';
+  // ipmitool prints "Unable to get/set …" and "Error setting …" when a request got no answer at all
+  // (its rsp == NULL branch), as opposed to "… failed: <completion code>" when the BMC said no.
   if (
     timedOut ||
-    /Get Auth Capabilities error|No response|Request Match NOT FOUND|Unable to establish/i.test(stderr)
+    /Get Auth Capabilities error|No response|Request Match NOT FOUND|Unable to establish|Unable to (get|set) |Error setting Chassis|Close Session command failed/i.test(
+      stderr,
+    )
   )
     return 'no-response';
   return 'other';

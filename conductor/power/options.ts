@@ -31,8 +31,11 @@ export const IpmiOptions = z.strictObject({
   port: z.number().int().min(1).max(65535).default(623),
   /** ipmitool -N: seconds to wait for each IPMI response. */
   timeout_s: Seconds.default(1),
-  /** ipmitool -R: resends of an unanswered IPMI request inside one ipmitool run. */
-  retries: z.number().int().min(0).max(10).default(1),
+  /**
+   * ipmitool -R: resends of an unanswered IPMI request inside one ipmitool run. At least 1, since
+   * ipmitool 1.8.19 reads 0 as its default of 4 (a dead BMC then takes 20 s per run).
+   */
+  retries: z.number().int().min(1).max(10).default(1),
   /** How "reboot" of a powered-on node is done: reset (warm) or cycle (off, then on). */
   reboot_method: z.enum(['reset', 'cycle']).default('reset'),
 });
