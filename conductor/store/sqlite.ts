@@ -256,6 +256,17 @@ function nodeStore(db: Db): NodeStore {
     return mustGet(req.uuid);
   });
 
+  // One transaction so the holder named in NODE_LOCKED is the one that beat us, even when another
+  // process shares the file.
+  const reserve = db.transaction((uuid: string, holder: string): NodeRecord => {
+    const taken = db
+      .prepare('UPDATE nodes SET reservation = ? WHERE uuid = ? AND reservation IS NULL')
+      .run(holder, uuid).changes;
+    const node = mustGet(uuid);
+    if (taken === 0) throw nodeLocked(node, node.reservation);
+    return node;
+  });
+
   return {
     async create(n: NewNode) {
       const ts = now();
@@ -337,12 +348,7 @@ function nodeStore(db: Db): NodeStore {
     },
 
     async reserve(uuid, holder) {
-      const taken = db
-        .prepare('UPDATE nodes SET reservation = ? WHERE uuid = ? AND reservation IS NULL')
-        .run(holder, uuid).changes;
-      const node = mustGet(uuid);
-      if (taken === 0) throw nodeLocked(node, node.reservation);
-      return node;
+      return reserve(uuid, holder);
     },
 
     async release(uuid, holder) {

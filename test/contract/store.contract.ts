@@ -378,6 +378,22 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await eventCount(n.uuid), 2);
       });
 
+      it('lets exactly one of two concurrent transitions from the same state win', async () => {
+        const n = await node();
+        await store.nodes.reserve(n.uuid, 'c1');
+        const results = await Promise.allSettled([
+          store.nodes.transition(request(n)),
+          store.nodes.transition(request(n, { to: 'manageable', target: null })),
+        ]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r) => r.status === 'rejected');
+        assert.equal(won.length, 1);
+        assert.equal((lost[0]!.reason as { code: string }).code, 'INVALID_STATE');
+        const winner = (won[0] as PromiseFulfilledResult<NodeRecord>).value;
+        assert.equal((await store.nodes.get(n.uuid))?.provision_state, winner.provision_state);
+        assert.equal(await eventCount(n.uuid), 1);
+      });
+
       /** Run a transition that must fail and check that nothing about the node changed. */
       async function failsCleanly(
         n: NodeRecord,

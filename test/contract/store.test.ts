@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import { POSTGRES_MIGRATIONS } from '../../conductor/store/migrations.ts';
 import { openStore } from '../../conductor/store/open.ts';
 import { openPostgresStore } from '../../conductor/store/postgres.ts';
 import { openSqliteStore } from '../../conductor/store/sqlite.ts';
@@ -20,7 +22,7 @@ storeContract('sqlite file', () => openSqliteStore(join(dir, `kiln-${files++}.db
 
 const cluster = await startPostgres();
 after(() => cluster.stop());
-storeContract('postgres', async () => openPostgresStore(await cluster.createDatabase()));
+storeContract('postgres', async () => openPostgresStore(await cluster.createSchema()));
 
 describe('openStore on PostgreSQL', () => {
   it('opens a postgres:// and a postgresql:// URL with the PostgreSQL store', async () => {
@@ -37,5 +39,55 @@ describe('openStore on PostgreSQL', () => {
         await s.close();
       }
     }
+  });
+});
+
+describe('PostgreSQL store', () => {
+  const withPassword = (url: string) => url.replace('postgres@', 'postgres:hunter2@');
+
+  it('migrates once when several conductors open a fresh database at the same time', async () => {
+    const url = await cluster.createSchema();
+    const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(url)));
+    await Promise.all(stores.map((s) => s.close()));
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query('SELECT version FROM schema_migrations ORDER BY version');
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        POSTGRES_MIGRATIONS.map((m) => m.version),
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('refuses a database written by a newer Kiln, without showing the password', async () => {
+    const url = withPassword(await cluster.createSchema());
+    await (await openPostgresStore(url)).close();
+    const latest = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query("INSERT INTO schema_migrations VALUES ($1, 'from the future', now())", [latest + 1]);
+    await client.end();
+    await assert.rejects(openPostgresStore(url), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'CONFIG_INVALID');
+      assert.match(e.message, new RegExp(`schema version ${latest + 1}.*knows only up to ${latest}`));
+      assert.ok(e.message.includes('127.0.0.1'), e.message);
+      assert.ok(!e.message.includes('hunter2'), e.message);
+      return true;
+    });
+  });
+
+  it('reports an unreachable server as CONFIG_INVALID naming where, not the password', async () => {
+    await assert.rejects(
+      openPostgresStore('postgres://kiln:hunter2@127.0.0.1:1/kiln'),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'CONFIG_INVALID');
+        assert.ok(e.message.includes('127.0.0.1:1/kiln'), e.message);
+        assert.ok(!e.message.includes('hunter2'), e.message);
+        return true;
+      },
+    );
   });
 });

@@ -13,8 +13,13 @@ export interface PostgresCluster {
   /** Superuser URL of the `postgres` database. */
   url: string;
   dir: string;
-  /** Create an empty database and return its URL. */
+  /** Create an empty database and return its URL (about a quarter second each). */
   createDatabase(): Promise<string>;
+  /**
+   * Create an empty schema and return a URL whose connections use it as search_path: a clean
+   * slate in a few milliseconds, for suites that want one per test.
+   */
+  createSchema(): Promise<string>;
   /** Stop the server and remove its directory. */
   stop(): Promise<void>;
 }
@@ -141,6 +146,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitReady(url, server, () => log);
     let databases = 0;
+    let schemas = 0;
     return {
       url,
       dir,
@@ -150,11 +156,26 @@ export async function startPostgres(): Promise<PostgresCluster> {
         const client = new pg.Client({ connectionString: url });
         await client.connect();
         try {
-          await client.query(`CREATE DATABASE ${name}`);
+          // FILE_COPY: PostgreSQL 15's default (WAL_LOG) writes the whole template through the WAL,
+          // which is several times slower for the tiny databases tests create.
+          const { rows } = await client.query('SHOW server_version_num');
+          const strategy = Number(rows[0].server_version_num) >= 150000 ? ' STRATEGY = FILE_COPY' : '';
+          await client.query(`CREATE DATABASE ${name}${strategy}`);
         } finally {
           await client.end();
         }
         return `postgres://postgres@127.0.0.1:${port}/${name}`;
+      },
+      async createSchema() {
+        const name = `kiln_test_${schemas++}`;
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          await client.query(`CREATE SCHEMA ${name}`);
+        } finally {
+          await client.end();
+        }
+        return `${url}?options=${encodeURIComponent(`-c search_path=${name}`)}`;
       },
     };
   } catch (e) {
