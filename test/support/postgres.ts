@@ -108,7 +108,14 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const as = process.getuid?.() === 0 ? postgresUser() : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'kiln-pg-'));
   let server: ChildProcess | undefined;
+  // If the test process dies without calling stop(), don't leave a server and its files behind.
+  const onExit = () => {
+    server?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
   const stop = async () => {
+    process.removeListener('exit', onExit);
     if (server && server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((r) => server!.once('exit', r));
       server.kill('SIGINT'); // "fast shutdown": roll back open transactions, then exit
