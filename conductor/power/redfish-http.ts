@@ -1,5 +1,6 @@
 // The HTTP side of the Redfish driver: one undici Agent per TLS setting, basic or session auth,
 // per-request timeouts, and every failure sorted into a kind the driver can explain to an operator.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
@@ -72,8 +73,10 @@ export function classifyTransportError(e: unknown): RedfishFailure {
     return new RedfishFailure('timeout', text, true);
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT')
     return new RedfishFailure('timeout', text, false);
-  if (code === 'EPROTO' || /SSL|TLS|wrong version number/i.test(text))
-    return new RedfishFailure('tls-handshake', `${code}: ${text}`, true);
+  if (code === 'EPROTO' || /SSL|TLS|wrong version number/i.test(text)) {
+    // OpenSSL's text is a long internal trace; its code (ERR_SSL_WRONG_VERSION_NUMBER…) says enough.
+    return new RedfishFailure('tls-handshake', code || text.split('\n')[0]!.slice(0, 120), true);
+  }
   return new RedfishFailure('connection-reset', `${code || 'error'}: ${text}`, false);
 }
 
@@ -134,8 +137,13 @@ export class RedfishHttp {
     return a;
   }
 
+  // The password is part of the key: a token obtained with the right password must never be handed
+  // to a caller holding a wrong one (validate() of new credentials would pass on a stale session).
   private sessionKey(creds: BmcCredentials): string {
-    return `${this.origin(creds)}|${creds.bmc.username ?? ''}`;
+    const pw = createHash('sha256')
+      .update(creds.password ?? '')
+      .digest('base64url');
+    return `${this.origin(creds)}|${creds.bmc.username ?? ''}|${pw}`;
   }
 
   /** One HTTP exchange, authenticated; a stale session token is renewed once. */
@@ -210,13 +218,16 @@ export class RedfishHttp {
   ): Promise<RedfishResponse> {
     const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...auth };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    // undici's own header/body timers are coarse (they can fire a second late), so a per-request
+    // deadline bounds the whole exchange as well.
+    const deadline = AbortSignal.timeout(o.timeout_s * 1000);
     try {
       const r = await request(`${this.origin(creds)}${path}`, {
         method: method as 'GET',
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: this.agent(o),
-        signal,
+        signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
       });
       const text = await r.body.text();
       let parsed: unknown = null;
@@ -230,6 +241,7 @@ export class RedfishHttp {
       return { status: r.statusCode, headers: r.headers, body: parsed };
     } catch (e) {
       if (e instanceof RedfishFailure || signal?.aborted) throw e;
+      if (deadline.aborted) throw new RedfishFailure('timeout', `no answer within ${o.timeout_s} s`, false);
       throw classifyTransportError(e);
     }
   }
