@@ -52,10 +52,12 @@ export function jsonBody(limit: number): Middleware {
     let size = 0;
     for await (const chunk of ctx.req) {
       size += (chunk as Buffer).length;
-      if (size > limit)
-        throw new KilnError('VALIDATION_FAILED', `request body exceeds ${limit} bytes`, { status: 413 });
-      chunks.push(chunk as Buffer);
+      // Past the limit, keep reading but drop the bytes: answering before the client finished
+      // sending would reset the connection under it instead of delivering the 413.
+      if (size <= limit) chunks.push(chunk as Buffer);
     }
+    if (size > limit)
+      throw new KilnError('VALIDATION_FAILED', `request body exceeds ${limit} bytes`, { status: 413 });
     const text = Buffer.concat(chunks).toString('utf8');
     if (text.trim() === '') {
       (ctx.request as { body?: unknown }).body = undefined;
