@@ -60,6 +60,13 @@ describe('credsForNode', () => {
     assert.equal(c.options, undefined);
   });
 
+  it('accepts bmc_options stored as JSON text, as the CLI --property writes it', () => {
+    const c = credsForNode(
+      node({ bmc_address: 'ipmi://a@h', properties: { bmc_options: '{"cipher_suite": 17}' } }),
+    );
+    assert.deepEqual(c.options, { cipher_suite: 17 });
+  });
+
   it('refuses a node without a BMC, an unparseable address and non-object options', () => {
     assert.throws(
       () => credsForNode(node({})),

@@ -78,7 +78,15 @@ export function credsForNode(
     }
     throw e;
   }
-  const raw = node.properties?.bmc_options;
+  let raw = node.properties?.bmc_options;
+  // `kiln node update --property bmc_options=…` stores the JSON text as a string.
+  if (typeof raw === 'string' && raw.trim().startsWith('{')) {
+    try {
+      raw = JSON.parse(raw);
+    } catch {
+      // reported as not an object just below
+    }
+  }
   if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
     throw new KilnError(
       'VALIDATION_FAILED',
