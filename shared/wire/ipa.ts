@@ -32,7 +32,9 @@ export const MASKED = '******';
 /** `GET /` of the Ironic API; the agent reads default_version.version and (Kiln) `kiln.extensions`. */
 export const ApiRootDocument = z.looseObject({
   default_version: z.looseObject({ version: z.string().regex(/^\d+\.\d+$/) }),
-  kiln: z.looseObject({ version: z.string().optional(), extensions: z.array(z.string()).default([]) }).optional(),
+  kiln: z
+    .looseObject({ version: z.string().optional(), extensions: z.array(z.string()).default([]) })
+    .optional(),
 });
 export type ApiRootDocument = z.infer<typeof ApiRootDocument>;
 
@@ -104,7 +106,13 @@ export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 
 // ---- conductor → agent ----
 
-export const COMMAND_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'CLEAN_VERSION_MISMATCH', 'VERSION_MISMATCH'] as const;
+export const COMMAND_STATUSES = [
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILED',
+  'CLEAN_VERSION_MISMATCH',
+  'VERSION_MISMATCH',
+] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
 /** IPA's serialised RESTError. */
@@ -225,8 +233,8 @@ export interface Inventory {
   cpu: InventoryCpu;
   disks: InventoryDisk[];
   memory: InventoryMemory;
-  bmc_address: string;
-  bmc_v6address: string;
+  bmc_address: string | null;
+  bmc_v6address: string | null;
   bmc_mac: string | null;
   system_vendor: InventorySystemVendor;
   boot: InventoryBoot;

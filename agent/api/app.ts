@@ -1,0 +1,210 @@
+// The agent's REST API, shaped exactly like IPA's (api/app.py): the same routes with and without
+// the /v1 prefix, WSME-style fault bodies, the token in the POST query string, 409 while busy.
+// Ironic's agent client depends on these details (e.g. it looks for "agent is busy" in faults).
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from '../../shared/log.ts';
+import type { AgentFault } from '../../shared/wire/ipa.ts';
+import { isAgentRestError } from '../commands/errors.ts';
+import type { CommandExecutor } from '../commands/executor.ts';
+
+const MEDIA_TYPE = 'application/vnd.openstack.ironic-python-agent.v1+json';
+const DOCS_URL = 'https://docs.openstack.org/ironic-python-agent';
+const MAX_BODY = 256 * 1024 * 1024; // deploy steps may carry a config drive of up to 64 MiB (base64)
+
+export interface TokenState {
+  /** The token from lookup (or ipa-agent-token); null when none is known. */
+  token: string | null;
+  /** The conductor said tokens are required (lookup config or ipa-agent-token-required). */
+  required: boolean;
+}
+
+export interface AgentAppDeps {
+  executor: CommandExecutor;
+  tokens: () => TokenState;
+  startedAt: number;
+  version: string;
+  /** True once the conductor advertised the "progress" extension. */
+  withProgress: () => boolean;
+  log: Logger;
+}
+
+class HttpFault extends Error {
+  constructor(
+    readonly status: number,
+    readonly faultstring: string,
+  ) {
+    super(faultstring);
+  }
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  500: 'Internal Server Error',
+};
+
+/** werkzeug's HTTPException text: "<code> <reason>: <description>". */
+function werkzeugFault(status: number, description: string): HttpFault {
+  return new HttpFault(status, `${status} ${REASONS[status] ?? ''}: ${description}`);
+}
+
+function fault(status: number, faultstring: string): AgentFault {
+  return { faultcode: status >= 500 ? 'Server' : 'Client', faultstring };
+}
+
+/** IPA's validate_agent_token. */
+export function tokenValid(state: TokenState, given: string | null): boolean {
+  if (!given && state.token && !state.required) return true;
+  return state.token === given;
+}
+
+async function readBody(ctx: Koa.Context): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of ctx.req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw werkzeugFault(400, 'Request body too large');
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function queryString(ctx: Koa.Context, key: string): string | null {
+  const v = ctx.query[key];
+  return typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? null) : null;
+}
+
+function makeLink(root: string, rel: string, resource = '', bookmark = false): Record<string, string> {
+  if (rel === 'describedby') return { href: `${DOCS_URL}/${resource}`, rel, type: 'text/html' };
+  const base = bookmark || rel === 'bookmark' ? `${root}/${resource}` : `${root}/v1/${resource}`;
+  return { href: base, rel };
+}
+
+function versionDoc(root: string) {
+  return { id: 'v1', links: [makeLink(root, 'self', 'v1', true), makeLink(root, 'describedby', '', true)] };
+}
+
+export function createAgentApp(deps: AgentAppDeps): Koa {
+  const app = new Koa();
+  const router = new Router();
+  let getTokenEnforced = false;
+
+  const root = (ctx: Koa.Context) => `${ctx.protocol}://${ctx.host}`;
+  const checkGetToken = (ctx: Koa.Context) => {
+    const token = queryString(ctx, 'agent_token');
+    // IPA starts checking tokens on GETs once a caller has sent one there.
+    if (token) getTokenEnforced = true;
+    if (getTokenEnforced && !tokenValid(deps.tokens(), token)) throw werkzeugFault(401, 'Token invalid.');
+  };
+
+  router.get('/', (ctx) => {
+    const r = root(ctx);
+    ctx.body = {
+      name: 'OpenStack Ironic Python Agent API',
+      description: 'Ironic Python Agent is a provisioning agent for OpenStack Ironic',
+      versions: [versionDoc(r)],
+      default_version: versionDoc(r),
+    };
+  });
+
+  router.get(['/v1', '/v1/'], (ctx) => {
+    const r = root(ctx);
+    ctx.body = {
+      commands: [makeLink(r, 'self', 'commands'), makeLink(r, 'bookmark', 'commands')],
+      status: [makeLink(r, 'self', 'status'), makeLink(r, 'bookmark', 'status')],
+      media_types: [{ base: 'application/json', type: MEDIA_TYPE }],
+      ...versionDoc(r),
+    };
+  });
+
+  router.get(['/v1/status', '/v1/status/', '/status', '/status/'], (ctx) => {
+    const running = deps.executor.current();
+    ctx.body = {
+      started_at: deps.startedAt / 1000,
+      version: deps.version,
+      // Kiln addition; Ironic never reads the status document.
+      kiln_progress: running?.progress ?? null,
+    };
+  });
+
+  router.get(['/v1/commands', '/v1/commands/', '/commands', '/commands/'], (ctx) => {
+    checkGetToken(ctx);
+    const p = deps.withProgress();
+    ctx.body = { commands: deps.executor.runs.map((r) => r.serialize(p)) };
+  });
+
+  router.get(['/v1/commands/:id', '/commands/:id'], async (ctx) => {
+    checkGetToken(ctx);
+    const run = deps.executor.get(ctx.params.id!);
+    if (!run) throw werkzeugFault(404, `The requested URL was not found on the server.`);
+    if (queryString(ctx, 'wait')?.toLowerCase() === 'true') await run.done;
+    ctx.body = run.serialize(deps.withProgress());
+  });
+
+  router.post(['/v1/commands', '/v1/commands/', '/commands', '/commands/'], async (ctx) => {
+    const text = await readBody(ctx);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      throw werkzeugFault(400, `Failed to decode JSON object: ${(e as Error).message}`);
+    }
+    const b = body as { name?: unknown; params?: unknown } | null;
+    if (
+      typeof b !== 'object' ||
+      b === null ||
+      Array.isArray(b) ||
+      !('name' in b) ||
+      !('params' in b) ||
+      typeof b.params !== 'object' ||
+      b.params === null ||
+      Array.isArray(b.params)
+    ) {
+      throw werkzeugFault(400, 'Missing or invalid name or params');
+    }
+    if (!tokenValid(deps.tokens(), queryString(ctx, 'agent_token')))
+      throw werkzeugFault(401, 'Token invalid.');
+    const run = await deps.executor.execute(String(b.name), b.params as Record<string, unknown>);
+    if (queryString(ctx, 'wait')?.toLowerCase() === 'true') await run.done;
+    ctx.body = run.serialize(deps.withProgress());
+  });
+
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.body === undefined && ctx.status === 404) {
+        throw werkzeugFault(
+          404,
+          'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.',
+        );
+      }
+      if (ctx.body === undefined && ctx.status === 405) {
+        throw werkzeugFault(405, 'The method is not allowed for the requested URL.');
+      }
+    } catch (e) {
+      let status: number;
+      let text: string;
+      if (e instanceof HttpFault) {
+        status = e.status;
+        text = e.faultstring;
+      } else if (isAgentRestError(e)) {
+        status = e.code;
+        text = e.message;
+      } else {
+        status = 500;
+        text = `Internal Server Error: ${(e as Error).message ?? String(e)}`;
+        deps.log.error({ err: e, path: ctx.path }, 'agent API request failed');
+      }
+      ctx.status = status;
+      ctx.body = fault(status, text);
+    }
+    ctx.type = 'application/json';
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: false }));
+  app.on('error', (err) => deps.log.debug({ err: String(err) }, 'agent API connection error'));
+  return app;
+}

@@ -1,0 +1,59 @@
+// The clean.* and deploy.* extensions: list steps, and run one step by name from a StepTable.
+import { isDeepStrictEqual } from 'node:util';
+import type { Step } from '../../shared/wire/ipa.ts';
+import { commandExecutionError, versionMismatch } from './errors.ts';
+import { HARDWARE_MANAGER, HARDWARE_MANAGER_VERSION, type StepTable } from './steps.ts';
+import type { CommandExtension } from './types.ts';
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+export function stepsExtension(table: StepTable): CommandExtension {
+  const kind = table.kind;
+  return {
+    name: kind,
+    commands: {
+      [`get_${kind}_steps`]: {
+        async: false,
+        run: async () => ({
+          [`${kind}_steps`]: { [HARDWARE_MANAGER]: table.list() },
+          hardware_manager_version: { ...HARDWARE_MANAGER_VERSION },
+        }),
+      },
+      [`execute_${kind}_step`]: {
+        async: true,
+        run: async (params, ctx) => {
+          const step = params.step as Step | undefined;
+          const requested = params[`${kind}_version`];
+          // Ironic passes back the versions it saw in get_*_steps; a different agent means
+          // the step list may differ, so it must start over (CLEAN_VERSION_MISMATCH).
+          if (
+            requested !== undefined &&
+            requested !== null &&
+            !isDeepStrictEqual(requested, HARDWARE_MANAGER_VERSION)
+          ) {
+            throw versionMismatch(HARDWARE_MANAGER_VERSION, requested);
+          }
+          if (typeof step !== 'object' || step === null || typeof step.step !== 'string') {
+            throw commandExecutionError(`Malformed ${kind}_step, no "step" key: ${JSON.stringify(step)}`);
+          }
+          const handler = table.handler(step.step);
+          if (!handler) {
+            throw commandExecutionError(
+              `No HardwareManager found to handle method: ${kind} step ${step.step} is not implemented by this agent`,
+            );
+          }
+          ctx.log.info({ step: step.step, interface: step.interface }, `executing ${kind} step`);
+          const result = await handler(asRecord(step.args), {
+            ...ctx,
+            node: asRecord(params.node),
+            ports: Array.isArray(params.ports) ? params.ports : [],
+            step,
+          });
+          return { [`${kind}_result`]: result ?? null, [`${kind}_step`]: step };
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,216 @@
+// The agent's life, in IPA's order: discover the API version, look the node up by its MACs,
+// start serving the command API, then heartbeat until the machine goes down. Without an API URL
+// the agent only serves its API (IPA's standalone mode). Everything the outside world touches
+// (HTTP, exec, power) is injectable so the CLI, tests and the ramdisk share this one path.
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { run as defaultRun, type Runner } from '../shared/exec.ts';
+import { createLogger, type Logger } from '../shared/log.ts';
+import type { KilnProgress } from '../shared/wire/ipa.ts';
+import { callbackUrl, detectAdvertiseHost } from './advertise.ts';
+import { createAgentApp, type TokenState } from './api/app.ts';
+import { CommandExecutor } from './commands/executor.ts';
+import { logExtension } from './commands/log.ts';
+import { pollExtension } from './commands/poll.ts';
+import { CommandRegistry } from './commands/registry.ts';
+import { standbyExtension } from './commands/standby.ts';
+import { stepsExtension } from './commands/step-commands.ts';
+import { StepTable } from './commands/steps.ts';
+import type { CommandExtension } from './commands/types.ts';
+import type { AgentSettings } from './config.ts';
+import { Heartbeater } from './heartbeat.ts';
+import { type HttpClient, request } from './http.ts';
+import { collectInventory } from './inventory/index.ts';
+import { physicalNics } from './inventory/interfaces.ts';
+import { IronicApiClient } from './ironic-api.ts';
+import { LogBuffer } from './log-buffer.ts';
+import { LookupTimeoutError, lookupNode } from './lookup.ts';
+import { AGENT_VERSION } from './version.ts';
+
+export interface StepTables {
+  clean: StepTable;
+  deploy: StepTable;
+}
+
+export interface RunAgentOptions {
+  settings: AgentSettings;
+  /** Defaults to a JSON logger on stdout that also feeds log.collect_system_logs. */
+  log?: Logger;
+  run?: Runner;
+  http?: HttpClient;
+  /** Overrides settings.powerAction. */
+  powerOff?: () => Promise<void>;
+  /** More command extensions (the disk engine's standby/image commands). */
+  extensions?: readonly CommandExtension[];
+  /** Hook to implement clean/deploy steps (the disk engine's erase_devices, write_image, ...). */
+  configureSteps?: (tables: StepTables) => void;
+}
+
+export interface AgentHandle {
+  /** Resolves with the process exit code when the agent stops. */
+  readonly done: Promise<number>;
+  stop(code?: number): Promise<void>;
+  /** Set once the API listens. */
+  readonly state: { nodeUuid: string | null; callbackUrl: string | null; port: number | null };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ipv6Only: false }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function defaultPowerOff(run: Runner, log: Logger): Promise<void> {
+  try {
+    await run('poweroff', ['-f']);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'poweroff failed; asking the kernel directly');
+    await writeFile('/proc/sysrq-trigger', 'o');
+  }
+}
+
+export function runAgent(opts: RunAgentOptions): AgentHandle {
+  const s = opts.settings;
+  const buffer = new LogBuffer(opts.log ? null : process.stdout);
+  const log =
+    opts.log ??
+    createLogger({ name: 'kiln-agent', level: s.debug ? 'debug' : undefined, destination: buffer });
+  const run = opts.run ?? defaultRun;
+  const http = opts.http ?? request;
+  const state: AgentHandle['state'] = { nodeUuid: null, callbackUrl: null, port: null };
+  const tokens: TokenState = { token: s.agentToken, required: s.agentTokenRequired };
+  let withProgress = false;
+  let heartbeater: Heartbeater | null = null;
+  let server: Server | null = null;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((r) => {
+    finish = r;
+  });
+  let stopping = false;
+
+  const stop = async (code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    heartbeater?.stop();
+    if (server) {
+      server.closeAllConnections?.();
+      await new Promise<void>((r) => server!.close(() => r()));
+    }
+    log.info({ code }, 'agent stopped');
+    finish(code);
+  };
+
+  const powerOff =
+    opts.powerOff ??
+    (async () => {
+      if (s.powerAction === 'poweroff') await defaultPowerOff(run, log);
+      else if (s.powerAction === 'exit') await stop(0);
+      else log.warn({}, 'power off requested; power action is "none", staying up');
+    });
+
+  const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
+  opts.configureSteps?.(tables);
+  const inventory = () =>
+    collectInventory({
+      log,
+      run,
+      settings: { collectLldp: s.collectLldp, lldpTimeoutS: s.lldpTimeoutS, bootif: s.bootif },
+    });
+  const registry = new CommandRegistry([
+    stepsExtension(tables.clean),
+    stepsExtension(tables.deploy),
+    standbyExtension({ run, powerOff }),
+    logExtension({ run, agentLog: () => buffer.text() }),
+    pollExtension(inventory),
+    ...(opts.extensions ?? []),
+  ]);
+  const executor = new CommandExecutor({
+    registry,
+    log,
+    onAsyncDone: () => heartbeater?.force(),
+  });
+  const startedAt = Date.now();
+
+  const serve = async () => {
+    const app = createAgentApp({
+      executor,
+      tokens: () => tokens,
+      startedAt,
+      version: AGENT_VERSION,
+      withProgress: () => withProgress,
+      log,
+    });
+    server = createServer(app.callback());
+    await listen(server, s.listenHost, s.listenPort);
+    const addr = server.address();
+    state.port = typeof addr === 'object' && addr ? addr.port : s.listenPort;
+    log.info({ host: s.listenHost, port: state.port }, 'agent API listening');
+  };
+
+  const main = async (): Promise<void> => {
+    log.info({ version: AGENT_VERSION, api: s.apiUrl }, 'kiln agent starting');
+    if (s.hardwareInitializationDelayS > 0)
+      await new Promise((r) => setTimeout(r, s.hardwareInitializationDelayS * 1000));
+    if (!s.apiUrl) {
+      log.warn({}, 'no ipa-api-url: serving the agent API without lookup or heartbeats (standalone)');
+      await serve();
+      return;
+    }
+    const api = new IronicApiClient({
+      apiUrl: s.apiUrl,
+      http,
+      log,
+      insecure: s.insecure,
+      globalRequestId: s.globalRequestId,
+      fixedVersion: s.ironicApiVersion,
+    });
+    const macs = s.macs.length ? s.macs : (await physicalNics()).map((n) => n.mac);
+    if (macs.length === 0)
+      log.warn({}, 'no MAC addresses to look up with (no physical NIC found; use --mac)');
+    const found = await lookupNode({
+      api,
+      macs,
+      timeoutS: s.lookupTimeoutS,
+      intervalS: s.lookupIntervalS,
+      log,
+    });
+    state.nodeUuid = found.node.uuid;
+    if (found.token) tokens.token = found.token;
+    if (found.config.agent_token_required) tokens.required = true;
+    withProgress = (await api.apiInfo()).extensions.has('progress');
+    const host =
+      s.advertiseHost ??
+      (await detectAdvertiseHost({
+        apiUrl: s.apiUrl,
+        run,
+        attempts: s.ipLookupAttempts,
+        delayS: s.ipLookupTimeoutS,
+        log,
+      }));
+    await serve();
+    state.callbackUrl = callbackUrl(s.advertiseProtocol, host, s.advertisePort || state.port!);
+    heartbeater = new Heartbeater({
+      api,
+      nodeUuid: found.node.uuid,
+      callbackUrl: state.callbackUrl,
+      token: () => tokens.token,
+      heartbeatTimeoutS: found.config.heartbeat_timeout,
+      log,
+      progress: (): KilnProgress | null => executor.current()?.progress ?? null,
+    });
+    heartbeater.start();
+    log.info({ node: found.node.uuid, callback_url: state.callbackUrl }, 'heartbeating');
+  };
+
+  main().catch(async (err) => {
+    if (err instanceof LookupTimeoutError) log.error({ err: err.message }, 'lookup timed out; exiting');
+    else log.error({ err: (err as Error).message ?? String(err) }, 'agent failed');
+    await stop(1);
+  });
+
+  return { done, stop, state };
+}

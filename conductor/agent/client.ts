@@ -1,0 +1,375 @@
+// The conductor's client for a ramdisk agent, with the rules of Ironic's agent_client so that it
+// drives a stock ironic-python-agent as well as Kiln's: POST /v1/commands/?wait=…&agent_token=…,
+// GETs without a token, 3 attempts on connection errors, a timed-out POST counted as accepted
+// when the agent lists the command as RUNNING, 409 / "agent is busy" kept apart from failures.
+import { Agent, type Dispatcher, request } from 'undici';
+import { KilnError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { CommandList, type CommandRecord, type Inventory, type Step } from '../../shared/wire/ipa.ts';
+import type { AgentCommands } from '../provision/agent-workflow.ts';
+
+/** What the client needs of a node: where its agent is and the token it was given. */
+export interface AgentTarget {
+  uuid: string;
+  name?: string | null;
+  driver_internal_info: Record<string, unknown>;
+}
+
+export interface AgentClientOptions {
+  log: Logger;
+  /** Per-request timeout (Ironic's [agent]command_timeout, 60 s): wait=true commands must finish within it. */
+  timeoutMs?: number;
+  /** Attempts on connection errors (Ironic's max_command_attempts, 3). */
+  maxAttempts?: number;
+  retryDelayMs?: number;
+  /** Poll mode (install_bootloader): interval and attempts (Ironic: 6 s × 100). */
+  pollIntervalMs?: number;
+  pollAttempts?: number;
+  /** Replace the HTTP stack (tests). */
+  dispatcher?: Dispatcher;
+}
+
+export interface CommandOptions {
+  wait?: boolean;
+  /** POST with wait=false, then poll the command list until this command is no longer RUNNING. */
+  poll?: boolean;
+}
+
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+function errCode(e: unknown): string {
+  const x = e as { code?: string; cause?: { code?: string } };
+  return x.code ?? x.cause?.code ?? '';
+}
+
+/** True for the error raised when the agent is still running another command. */
+export function isAgentBusy(e: unknown): boolean {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as { code?: string }).code === 'CONFLICT' &&
+    (e as { details?: { agent_busy?: boolean } }).details?.agent_busy === true
+  );
+}
+
+function label(node: AgentTarget): string {
+  return node.name ? `${node.name} (${node.uuid})` : node.uuid;
+}
+
+/** Flatten get_*_steps' {"<kind>_steps": {"<Manager>": [...]}} into one list. */
+export function flattenSteps(result: unknown, kind: 'clean' | 'deploy'): Step[] {
+  const byManager = (result as Record<string, unknown> | null)?.[`${kind}_steps`];
+  if (typeof byManager !== 'object' || byManager === null) return [];
+  return Object.values(byManager as Record<string, Step[]>).flatMap((l) => (Array.isArray(l) ? l : []));
+}
+
+/**
+ * Ironic's _get_completed_command: the last command, if it is the execute_<kind>_step for the
+ * node's current step and it is no longer RUNNING; undefined means "not done yet".
+ */
+export function completedCommand(
+  commands: readonly CommandRecord[],
+  kind: 'clean' | 'deploy',
+  current?: Pick<Step, 'step' | 'interface'> | null,
+): CommandRecord | undefined {
+  const last = commands.at(-1);
+  if (!last || last.command_name !== `execute_${kind}_step`) return undefined;
+  if (last.command_status === 'RUNNING') return undefined;
+  const done = (last.command_result as Record<string, Step | undefined> | null)?.[`${kind}_step`];
+  if (
+    last.command_status === 'SUCCEEDED' &&
+    current &&
+    (!done || done.step !== current.step || done.interface !== current.interface)
+  ) {
+    return undefined;
+  }
+  return last;
+}
+
+export class AgentClient {
+  private readonly agents = new Map<string, Agent>();
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: AgentClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+  }
+
+  /** The agent's base URL, or a clear error if the node has no live agent. */
+  private base(node: AgentTarget): string {
+    const url = node.driver_internal_info.agent_url;
+    if (typeof url !== 'string' || url === '') {
+      throw new KilnError(
+        'AGENT_ERROR',
+        `node ${label(node)} has no agent URL: its ramdisk has not heartbeated since it last booted; wait for a heartbeat or reboot it into the ramdisk`,
+      );
+    }
+    return url.replace(/\/+$/, '');
+  }
+
+  /** HTTPS agents present a self-signed certificate, sent with their heartbeat (agent_verify_ca). */
+  private dispatcher(node: AgentTarget): Dispatcher | undefined {
+    if (this.opts.dispatcher) return this.opts.dispatcher;
+    const ca = node.driver_internal_info.agent_verify_ca;
+    const key = typeof ca === 'string' ? ca : '';
+    let a = this.agents.get(key);
+    if (!a) {
+      a = new Agent({
+        connect: { timeout: 10_000, ...(key ? { ca: key } : {}) },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        keepAliveTimeout: 4_000,
+      });
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  private async send(
+    node: AgentTarget,
+    method: 'GET' | 'POST',
+    path: string,
+    what: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: unknown }> {
+    const url = `${this.base(node)}${path}`;
+    const attempts = this.opts.maxAttempts ?? 3;
+    let lastErr: unknown;
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        const res = await request(url, {
+          method,
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          dispatcher: this.dispatcher(node),
+          headersTimeout: this.timeoutMs,
+          bodyTimeout: this.timeoutMs,
+        });
+        const text = await res.body.text();
+        let json: unknown = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch {
+          json = { faultstring: text.slice(0, 500) };
+        }
+        return { status: res.statusCode, json };
+      } catch (e) {
+        lastErr = e;
+        const code = errCode(e);
+        if (!CONNECTION_ERRORS.has(code) || i === attempts) break;
+        this.opts.log.warn({ node: node.uuid, what, attempt: i, code }, 'agent connection failed; retrying');
+        await new Promise((r) => setTimeout(r, this.opts.retryDelayMs ?? 1000));
+      }
+    }
+    throw Object.assign(
+      new KilnError(
+        'AGENT_ERROR',
+        `${what} on node ${label(node)}: cannot reach the agent at ${this.base(node)} (${errCode(lastErr) || (lastErr as Error)?.message}); is the ramdisk still running?`,
+        { cause: lastErr, details: { node: node.uuid, agent_url: this.base(node) } },
+      ),
+      { transport: errCode(lastErr) },
+    );
+  }
+
+  private fail(node: AgentTarget, what: string, status: number, json: unknown): never {
+    const faultstring = String(
+      (json as { faultstring?: unknown } | null)?.faultstring ?? JSON.stringify(json),
+    );
+    const details = { node: node.uuid, agent_url: this.base(node), status, faultstring };
+    if (status === 409 || /agent is busy/i.test(faultstring)) {
+      throw new KilnError(
+        'CONFLICT',
+        `${what} on node ${label(node)}: the agent at ${this.base(node)} is busy (${faultstring}); retry after its current command finishes`,
+        { details: { ...details, agent_busy: true } },
+      );
+    }
+    throw new KilnError(
+      'AGENT_ERROR',
+      `${what} on node ${label(node)}: the agent at ${this.base(node)} answered HTTP ${status}: ${faultstring}`,
+      { details },
+    );
+  }
+
+  /** Run one command; returns the agent's result record (check command_status yourself). */
+  async command(
+    node: AgentTarget,
+    name: string,
+    params: Record<string, unknown>,
+    opts: CommandOptions = {},
+  ): Promise<CommandRecord> {
+    const wait = Boolean(opts.wait) && !opts.poll;
+    const token = node.driver_internal_info.agent_secret_token;
+    const q = new URLSearchParams({ wait: String(wait) });
+    if (typeof token === 'string' && token) q.set('agent_token', token);
+    const what = `agent command ${name}`;
+    let res: { status: number; json: unknown };
+    try {
+      res = await this.send(node, 'POST', `/v1/commands/?${q.toString()}`, what, { name, params });
+    } catch (e) {
+      // A POST that timed out may still have started the command: Ironic checks the list.
+      if (TIMEOUT_ERRORS.has((e as { transport?: string }).transport ?? '')) {
+        const last = (await this.listCommands(node)).at(-1);
+        if (last && last.command_name === name.split('.').pop() && last.command_status === 'RUNNING') {
+          this.opts.log.warn(
+            { node: node.uuid, command: name },
+            'agent command timed out but is running; continuing',
+          );
+          return last;
+        }
+      }
+      throw e;
+    }
+    if (res.status >= 400) this.fail(node, what, res.status, res.json);
+    const record = res.json as CommandRecord;
+    this.opts.log.debug(
+      { node: node.uuid, command: name, status: record.command_status },
+      'agent command sent',
+    );
+    if (opts.poll) return this.waitForCommand(node, name);
+    return record;
+  }
+
+  async listCommands(node: AgentTarget): Promise<CommandRecord[]> {
+    const res = await this.send(node, 'GET', '/v1/commands/', 'listing agent commands');
+    if (res.status >= 400) this.fail(node, 'listing agent commands', res.status, res.json);
+    return CommandList.parse(res.json).commands;
+  }
+
+  /** Poll until the last command called `name` is no longer RUNNING (Ironic's _wait_for_command). */
+  async waitForCommand(node: AgentTarget, name: string): Promise<CommandRecord> {
+    const short = name.split('.').pop()!;
+    const attempts = this.opts.pollAttempts ?? 100;
+    for (let i = 0; i < attempts; i++) {
+      const cmds = await this.listCommands(node);
+      const last = [...cmds].reverse().find((c) => c.command_name === short);
+      if (last && last.command_status !== 'RUNNING') return last;
+      await new Promise((r) => setTimeout(r, this.opts.pollIntervalMs ?? 6000));
+    }
+    throw new KilnError(
+      'AGENT_ERROR',
+      `agent command ${name} on node ${label(node)} (${this.base(node)}) did not finish after ${attempts} polls`,
+    );
+  }
+
+  /** A sync command whose result the caller needs: FAILED becomes AGENT_ERROR. */
+  private async syncResult(
+    node: AgentTarget,
+    name: string,
+    params: Record<string, unknown>,
+  ): Promise<unknown> {
+    const rec = await this.command(node, name, params, { wait: true });
+    if (rec.command_status !== 'SUCCEEDED') {
+      const err = rec.command_error as { message?: string; details?: string } | null;
+      throw new KilnError(
+        'AGENT_ERROR',
+        `agent command ${name} on node ${label(node)} (${this.base(node)}) ${rec.command_status}: ${err?.details || err?.message || 'no error given'}`,
+        { details: { node: node.uuid, agent_url: this.base(node), command_error: rec.command_error } },
+      );
+    }
+    return rec.command_result;
+  }
+
+  async getCleanSteps(node: AgentTarget, agentNode: unknown, ports: unknown[]) {
+    const r = await this.syncResult(node, 'clean.get_clean_steps', { node: agentNode, ports });
+    return {
+      steps: flattenSteps(r, 'clean'),
+      hardware_manager_version: (r as Record<string, unknown>)?.hardware_manager_version,
+    };
+  }
+
+  executeCleanStep(
+    node: AgentTarget,
+    step: Step,
+    agentNode: unknown,
+    ports: unknown[],
+    cleanVersion?: unknown,
+  ) {
+    return this.command(node, 'clean.execute_clean_step', {
+      step,
+      node: agentNode,
+      ports,
+      clean_version: cleanVersion ?? null,
+    });
+  }
+
+  async getDeploySteps(node: AgentTarget, agentNode: unknown, ports: unknown[]) {
+    const r = await this.syncResult(node, 'deploy.get_deploy_steps', { node: agentNode, ports });
+    return {
+      steps: flattenSteps(r, 'deploy'),
+      hardware_manager_version: (r as Record<string, unknown>)?.hardware_manager_version,
+    };
+  }
+
+  executeDeployStep(
+    node: AgentTarget,
+    step: Step,
+    agentNode: unknown,
+    ports: unknown[],
+    deployVersion?: unknown,
+  ) {
+    return this.command(node, 'deploy.execute_deploy_step', {
+      step,
+      node: agentNode,
+      ports,
+      deploy_version: deployVersion ?? null,
+    });
+  }
+
+  async getPartitionUuids(node: AgentTarget): Promise<Record<string, unknown>> {
+    return ((await this.syncResult(node, 'standby.get_partition_uuids', {})) ?? {}) as Record<
+      string,
+      unknown
+    >;
+  }
+
+  installBootloader(node: AgentTarget, params: Record<string, unknown>): Promise<CommandRecord> {
+    return this.command(node, 'image.install_bootloader', params, { poll: true });
+  }
+
+  async powerOff(node: AgentTarget): Promise<void> {
+    await this.command(node, 'standby.power_off', {}, { wait: false });
+  }
+
+  async sync(node: AgentTarget): Promise<void> {
+    await this.syncResult(node, 'standby.sync', {});
+  }
+
+  /** base64 tar.gz of the ramdisk's logs. */
+  async collectLogs(node: AgentTarget): Promise<string> {
+    const r = (await this.syncResult(node, 'log.collect_system_logs', {})) as { system_logs?: string } | null;
+    return r?.system_logs ?? '';
+  }
+
+  async getHardwareInfo(node: AgentTarget): Promise<Inventory> {
+    return (await this.syncResult(node, 'poll.get_hardware_info', {})) as Inventory;
+  }
+
+  /** The per-node view the provision workflow uses. */
+  forNode(node: AgentTarget): AgentCommands {
+    return {
+      getCleanSteps: async (agentNode, ports) => (await this.getCleanSteps(node, agentNode, ports)).steps,
+      executeCleanStep: (step, agentNode, ports, v) => this.executeCleanStep(node, step, agentNode, ports, v),
+      executeDeployStep: (step, agentNode, ports, v) =>
+        this.executeDeployStep(node, step, agentNode, ports, v),
+      listCommands: () => this.listCommands(node),
+      getPartitionUuids: () => this.getPartitionUuids(node),
+      installBootloader: (params) => this.installBootloader(node, params),
+      getHardwareInfo: () => this.getHardwareInfo(node),
+      powerOff: () => this.powerOff(node),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    this.agents.clear();
+  }
+}

@@ -1,0 +1,436 @@
+// The conductor side of the ramdisk protocol: `GET /v1/lookup` and `POST /v1/heartbeat/{node}`,
+// answering exactly as Ironic 21.4.4 does so that a stock ironic-python-agent works against Kiln:
+// the microversion gates, the 400/404/409 rules and their order, one token per boot (the real one
+// once, "******" afterwards), and Ironic's error body {"error_message": "<json string>"}.
+import { randomBytes } from 'node:crypto';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { isKilnError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { ProvisionState } from '../../shared/states.ts';
+import { IRONIC_API_MAX_VERSION, IRONIC_API_MIN_VERSION } from '../../shared/version.ts';
+import { compareVersions, HeartbeatBody, IRONIC_API, MASKED } from '../../shared/wire/ipa.ts';
+import type { NodeRecord, Store } from '../store/store.ts';
+
+export { versionRouter } from '../api/routes/version.ts';
+
+const S = ProvisionState;
+
+/** Ironic's LOOKUP_ALLOWED_STATES (Kiln has no rescue). */
+export const LOOKUP_STATES: readonly string[] = [
+  S.deploying,
+  S.waitCallBack,
+  S.cleaning,
+  S.cleanWait,
+  S.inspecting,
+  S.inspectWait,
+];
+/** With fast-track a live ramdisk may also sit in these states. */
+export const FAST_TRACK_STATES: readonly string[] = [S.enroll, S.manageable, S.available];
+/**
+ * Heartbeats are processed in these states (Ironic's list plus Kiln's in-band inspection);
+ * others are accepted with 202 and ignored, as Ironic does.
+ */
+export const HEARTBEAT_STATES: readonly string[] = [
+  S.waitCallBack,
+  S.cleanWait,
+  S.deploying,
+  S.cleaning,
+  S.inspecting,
+  S.inspectWait,
+];
+
+export interface RamdiskApiDeps {
+  store: Store;
+  log: Logger;
+  /** Called after a heartbeat was recorded for a node in a work state; the engine continues there. */
+  onHeartbeat?: (node: NodeRecord) => void | Promise<void>;
+  /** Accept lookups and heartbeats from live ramdisks in enroll/manageable/available. */
+  fastTrack: boolean | ((node: NodeRecord) => boolean);
+  /** Ironic's [api]ramdisk_heartbeat_timeout, handed to agents (default 300 s). */
+  heartbeatTimeoutS?: number;
+  /** Base URL for node links; defaults to the request's origin. */
+  publicUrl?: string;
+  /** Names this process in reservations (the conductor id). */
+  lockHolder?: string;
+  /** Ironic's [api]restrict_lookup (default true). */
+  restrictLookup?: boolean;
+}
+
+/** An error answered in Ironic's shape. */
+export class IronicApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function ironicErrorBody(status: number, message: string): { error_message: string } {
+  return {
+    error_message: JSON.stringify({
+      faultcode: status >= 500 ? 'Server' : 'Client',
+      faultstring: message,
+      debuginfo: null,
+    }),
+  };
+}
+
+/** Parse X-OpenStack-Ironic-API-Version like Ironic: absent → minimum, "latest" → maximum, else 406. */
+export function requestedVersion(header: string | undefined): string {
+  if (header === undefined || header === '') return IRONIC_API_MIN_VERSION;
+  const h = header.trim().toLowerCase();
+  if (h === 'latest') return IRONIC_API_MAX_VERSION;
+  if (!/^\d+\.\d+$/.test(h))
+    throw new IronicApiError(406, 'Invalid value for X-OpenStack-Ironic-API-Version header');
+  if (compareVersions(h, IRONIC_API_MIN_VERSION) < 0 || compareVersions(h, IRONIC_API_MAX_VERSION) > 0) {
+    throw new IronicApiError(
+      406,
+      `Version ${h} was requested but the minor version is not supported by this service. The supported version range is: [${IRONIC_API_MIN_VERSION}, ${IRONIC_API_MAX_VERSION}].`,
+    );
+  }
+  return h;
+}
+
+/** oslo's is_valid_mac, normalised to lower-case colon form. */
+export function normaliseMac(addr: string): string | null {
+  const s = addr.trim().toLowerCase();
+  return /^[0-9a-f]{2}([-:])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/.test(s) ? s.replace(/-/g, ':') : null;
+}
+
+/** secrets.token_urlsafe(): 32 random bytes, 43 URL-safe characters. */
+export function newAgentToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+const SECRET_KEY = /(password|secret|token|configdrive|image_url|private_key|credential|encryption_key)/i;
+
+/** Mask secret-looking values the way Ironic's node sanitising does. */
+export function maskSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(maskSecrets);
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined && v !== '' ? MASKED : maskSecrets(v);
+  }
+  return out;
+}
+
+/** Forget the ramdisk: its token, URL and certificate die with it (power off, reboot). */
+export async function wipeAgentToken(store: Store, uuid: string): Promise<NodeRecord> {
+  const node = await store.nodes.get(uuid);
+  if (!node) throw new Error(`node ${uuid} not found while wiping its agent token`);
+  const {
+    agent_secret_token: _t,
+    agent_secret_token_pregenerated: _p,
+    agent_url: _u,
+    agent_verify_ca: _c,
+    agent_progress: _g,
+    ...rest
+  } = node.driver_internal_info;
+  return store.nodes.update(uuid, { driver_internal_info: rest });
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function setVersionHeaders(ctx: Context, version: string | null): void {
+  ctx.set('X-OpenStack-Ironic-API-Minimum-Version', IRONIC_API_MIN_VERSION);
+  ctx.set('X-OpenStack-Ironic-API-Maximum-Version', IRONIC_API_MAX_VERSION);
+  if (version) ctx.set('X-OpenStack-Ironic-API-Version', version);
+}
+
+async function readJson(ctx: Context): Promise<unknown> {
+  const parsed = (ctx.request as { body?: unknown }).body;
+  if (parsed !== undefined) return parsed;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of ctx.req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > 1024 * 1024) throw new IronicApiError(413, 'Request body too large');
+    chunks.push(c);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new IronicApiError(400, `Invalid JSON body: ${(e as Error).message}`);
+  }
+}
+
+export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
+  const router = new Router();
+  const log = deps.log.child({ component: 'ramdisk-api' });
+  const holderBase = deps.lockHolder ?? 'ramdisk-api';
+  const fastTrack = (n: NodeRecord) =>
+    typeof deps.fastTrack === 'function' ? deps.fastTrack(n) : deps.fastTrack;
+  const base = (ctx: Context) => (deps.publicUrl ?? `${ctx.protocol}://${ctx.host}`).replace(/\/$/, '');
+
+  const handle =
+    (fn: (ctx: Context, version: string) => Promise<void>) =>
+    async (ctx: Context): Promise<void> => {
+      let version: string | null = null;
+      try {
+        version = requestedVersion(ctx.get('X-OpenStack-Ironic-API-Version') || undefined);
+        await fn(ctx, version);
+      } catch (e) {
+        let status = 500;
+        let message = 'Internal error';
+        if (e instanceof IronicApiError) {
+          status = e.status;
+          message = e.message;
+        } else if (isKilnError(e) && e.code === 'NODE_LOCKED') {
+          status = 409;
+          message = e.message;
+        } else {
+          log.error({ err: e, path: ctx.path }, 'ramdisk API request failed');
+        }
+        ctx.status = status;
+        ctx.body = ironicErrorBody(status, message);
+      }
+      setVersionHeaders(ctx, version);
+    };
+
+  /** Ironic's get_node_with_token: hand out a token once, under the node's lock. */
+  async function tokenFor(node: NodeRecord): Promise<{ node: NodeRecord; token: string }> {
+    if (node.driver_internal_info.agent_secret_token) return { node, token: MASKED };
+    const holder = `${holderBase}-lookup-${randomBytes(4).toString('hex')}`;
+    try {
+      await deps.store.nodes.reserve(node.uuid, holder);
+    } catch (e) {
+      if (isKilnError(e) && e.code === 'NODE_LOCKED') {
+        throw new IronicApiError(
+          409,
+          `Node ${node.uuid} is locked by host ${node.reservation ?? 'another conductor'}, please retry after the current operation is completed.`,
+        );
+      }
+      throw e;
+    }
+    try {
+      const fresh = (await deps.store.nodes.get(node.uuid)) ?? node;
+      if (fresh.driver_internal_info.agent_secret_token) return { node: fresh, token: MASKED };
+      const token = newAgentToken();
+      const updated = await deps.store.nodes.update(node.uuid, {
+        driver_internal_info: { ...fresh.driver_internal_info, agent_secret_token: token },
+      });
+      log.info({ node: node.uuid }, 'agent token issued');
+      return { node: updated, token };
+    } finally {
+      await deps.store.nodes.release(node.uuid, holder);
+    }
+  }
+
+  router.get(
+    ['/v1/lookup', '/v1/lookup/'],
+    handle(async (ctx, version) => {
+      if (compareVersions(version, IRONIC_API.ramdiskEndpoints) < 0)
+        throw new IronicApiError(404, 'Resource could not be found.');
+      const raw = ctx.query.addresses;
+      const list = (Array.isArray(raw) ? raw : raw ? [raw] : [])
+        .flatMap((a) => a.split(','))
+        .filter((a) => a.trim() !== '');
+      const macs = list.map(normaliseMac).filter((m): m is string => m !== null);
+      const invalid = list.filter((a) => normaliseMac(a) === null);
+      if (invalid.length) log.warn({ invalid }, 'lookup ignores invalid MAC addresses');
+      const nodeUuid = typeof ctx.query.node_uuid === 'string' ? ctx.query.node_uuid : undefined;
+      if (nodeUuid !== undefined && !UUID_RE.test(nodeUuid)) {
+        throw new IronicApiError(400, `Expected a UUID for node_uuid: ${nodeUuid}`);
+      }
+      if (macs.length === 0 && !nodeUuid) {
+        throw new IronicApiError(400, "At least one of 'addresses' and 'node_uuid' parameters is required");
+      }
+      let node: NodeRecord | undefined;
+      if (nodeUuid) node = await deps.store.nodes.get(nodeUuid.toLowerCase());
+      else {
+        const owners = new Set<string>();
+        for (const mac of macs) {
+          const port = await deps.store.ports.getByAddress(mac);
+          if (port) owners.add(port.node_uuid);
+        }
+        // Ironic refuses to guess when the MACs belong to several nodes.
+        if (owners.size === 1) node = await deps.store.nodes.get([...owners][0]!);
+        else if (owners.size > 1) log.error({ macs, nodes: [...owners] }, 'lookup MACs match several nodes');
+      }
+      // Not found and wrong state answer alike, on purpose: lookup reveals nothing.
+      if (!node) {
+        log.warn({ macs, node_uuid: nodeUuid }, 'lookup found no node');
+        throw new IronicApiError(404, 'Resource could not be found.');
+      }
+      const allowed = fastTrack(node) ? [...LOOKUP_STATES, ...FAST_TRACK_STATES] : LOOKUP_STATES;
+      if (deps.restrictLookup !== false && !allowed.includes(node.provision_state)) {
+        log.warn(
+          { node: node.uuid, state: node.provision_state },
+          'lookup not allowed in this provision state',
+        );
+        throw new IronicApiError(404, 'Resource could not be found.');
+      }
+      let token: string | null = null;
+      if (compareVersions(version, IRONIC_API.agentToken) >= 0) {
+        const t = await tokenFor(node);
+        node = t.node;
+        token = t.token;
+      }
+      const url = base(ctx);
+      ctx.status = 200;
+      ctx.body = {
+        node: {
+          uuid: node.uuid,
+          properties: node.properties,
+          instance_info: maskSecrets(node.instance_info),
+          driver_internal_info: maskSecrets(node.driver_internal_info),
+          links: [
+            { href: `${url}/v1/nodes/${node.uuid}`, rel: 'self' },
+            { href: `${url}/nodes/${node.uuid}`, rel: 'bookmark' },
+          ],
+        },
+        config: {
+          metrics: {
+            backend: 'noop',
+            prepend_host: false,
+            prepend_uuid: false,
+            prepend_host_reverse: true,
+            global_prefix: null,
+          },
+          metrics_statsd: { statsd_host: 'localhost', statsd_port: 8125 },
+          heartbeat_timeout: deps.heartbeatTimeoutS ?? 300,
+          agent_token: token,
+          agent_token_required: true,
+          disable_deep_image_inspection: false,
+          permitted_image_formats: ['raw', 'qcow2', 'iso'],
+          enable_bios_bootloader_install: true,
+        },
+      };
+    }),
+  );
+
+  router.post(
+    ['/v1/heartbeat/:node', '/v1/heartbeat/:node/'],
+    handle(async (ctx, version) => {
+      if (compareVersions(version, IRONIC_API.ramdiskEndpoints) < 0)
+        throw new IronicApiError(404, 'Resource could not be found.');
+      const raw = await readJson(ctx);
+      const parsed = HeartbeatBody.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        const field =
+          issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
+        throw new IronicApiError(
+          400,
+          issue.code === 'unrecognized_keys'
+            ? `Unknown argument: "${field}"`
+            : `Invalid value for ${field}: ${issue.message}`,
+        );
+      }
+      const b = parsed.data;
+      if (b.agent_version && compareVersions(version, IRONIC_API.agentVersionInHeartbeat) < 0) {
+        throw new IronicApiError(400, 'Field "agent_version" not recognised');
+      }
+      if (
+        (b.agent_status || b.agent_status_message) &&
+        compareVersions(version, IRONIC_API.agentStatus) < 0
+      ) {
+        throw new IronicApiError(400, 'Fields "agent_status" and "agent_status_message" not recognised.');
+      }
+      if (b.agent_verify_ca != null && compareVersions(version, IRONIC_API.agentVerifyCa) < 0) {
+        throw new IronicApiError(400, 'Field "agent_verify_ca" not recognised in this version');
+      }
+      const ident = ctx.params.node!;
+      const node = UUID_RE.test(ident)
+        ? await deps.store.nodes.get(ident.toLowerCase())
+        : await deps.store.nodes.getByName(ident);
+      if (!node) throw new IronicApiError(404, `Node ${ident} could not be found.`);
+      let callback: string;
+      try {
+        const u = new URL(b.callback_url);
+        if (!u.protocol.startsWith('http')) throw new Error('not http');
+        callback = b.callback_url;
+      } catch {
+        throw new IronicApiError(400, 'An issue with the supplied "callback_url" has been detected.');
+      }
+      const dii = node.driver_internal_info;
+      if (typeof dii.agent_url === 'string' && dii.agent_url !== callback) {
+        log.error(
+          { node: node.uuid, url: callback, recorded: dii.agent_url },
+          'heartbeat with a changed callback URL',
+        );
+        throw new IronicApiError(400, 'Detected change in ramdisk provided "callback_url"');
+      }
+      if (b.agent_token == null) {
+        log.error({ node: node.uuid }, 'heartbeat without an agent token');
+        throw new IronicApiError(400, 'Agent token is required for heartbeat processing.');
+      }
+      if (b.agent_status != null && !['start', 'end', 'error'].includes(b.agent_status)) {
+        throw new IronicApiError(400, 'Agent status is invalid. Valid states are start,end,error.');
+      }
+      if (!b.agent_version && !b.agent_status)
+        throw new IronicApiError(400, 'Agent did not transmit a version');
+      if (!dii.agent_secret_token || dii.agent_secret_token !== b.agent_token) {
+        log.error({ node: node.uuid }, 'heartbeat with an invalid or missing agent token');
+        throw new IronicApiError(400, 'Invalid or missing agent token received.');
+      }
+      if (
+        b.agent_verify_ca &&
+        typeof dii.agent_verify_ca === 'string' &&
+        dii.agent_verify_ca !== b.agent_verify_ca
+      ) {
+        throw new IronicApiError(400, 'Detected change in ramdisk provided "agent_verify_ca"');
+      }
+      // Ironic answers 202 and processes the heartbeat in a worker; recording it before the
+      // answer keeps "accepted" and "visible in the store" in order for the caller.
+      try {
+        await recordHeartbeat(node, { ...b, callback_url: callback });
+      } catch (e) {
+        log.error({ node: node.uuid, err: e }, 'could not record heartbeat');
+      }
+      ctx.status = 202;
+      ctx.body = '';
+    }),
+  );
+
+  /** The asynchronous half of Ironic's heartbeat: record, then let the engine continue. */
+  async function recordHeartbeat(node: NodeRecord, b: HeartbeatBody): Promise<void> {
+    const ft = fastTrack(node);
+    const recordOnly = ft && FAST_TRACK_STATES.includes(node.provision_state);
+    if (!HEARTBEAT_STATES.includes(node.provision_state) && !recordOnly) {
+      log.debug(
+        { node: node.uuid, state: node.provision_state },
+        'heartbeat ignored in this provision state',
+      );
+      return;
+    }
+    const holder = `${holderBase}-heartbeat-${randomBytes(4).toString('hex')}`;
+    try {
+      await deps.store.nodes.reserve(node.uuid, holder);
+    } catch (e) {
+      if (isKilnError(e) && e.code === 'NODE_LOCKED') {
+        // As Ironic: a busy node skips this heartbeat; the next one arrives soon.
+        log.debug({ node: node.uuid }, 'node locked; heartbeat skipped');
+        return;
+      }
+      throw e;
+    }
+    let updated: NodeRecord;
+    try {
+      const fresh = (await deps.store.nodes.get(node.uuid)) ?? node;
+      const info: Record<string, unknown> = {
+        ...fresh.driver_internal_info,
+        agent_url: b.callback_url,
+        agent_version: b.agent_version ?? null,
+        agent_last_heartbeat: new Date().toISOString(),
+      };
+      if (b.agent_verify_ca) info.agent_verify_ca = b.agent_verify_ca;
+      if (b.kiln_progress !== undefined) info.agent_progress = b.kiln_progress;
+      updated = await deps.store.nodes.update(node.uuid, { driver_internal_info: info });
+    } finally {
+      await deps.store.nodes.release(node.uuid, holder);
+    }
+    log.debug({ node: node.uuid, state: updated.provision_state }, 'heartbeat recorded');
+    if (recordOnly || !deps.onHeartbeat) return;
+    Promise.resolve()
+      .then(() => deps.onHeartbeat!(updated))
+      .catch((e) => log.error({ node: node.uuid, err: e }, 'heartbeat handler failed'));
+  }
+
+  return router;
+}
