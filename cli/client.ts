@@ -1,7 +1,7 @@
 // The CLI's HTTP client for the conductor API. Errors become CliError with an exit code that
 // scripts can branch on; the message is the API's own (which names the node and next step).
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
@@ -35,7 +35,7 @@ export function resolveApiUrl(flag?: string, env: NodeJS.ProcessEnv = process.en
 export class ApiClient {
   constructor(
     readonly base: string,
-    private readonly actor = `cli:${process.env.USER ?? 'unknown'}`,
+    private readonly actor = `cli:${process.env.USER ?? userInfo().username}`,
   ) {}
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {

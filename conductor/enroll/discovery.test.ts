@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../shared/log.ts';
+import type { Inventory } from '../../shared/wire/ipa.ts';
+import { NodeService } from '../nodes/service.ts';
+import { FakePowerDriver } from '../power/fake.ts';
+import { ProvisionEngine } from '../provision/engine.ts';
+import { createFakeWorkflow } from '../provision/fake-workflow.ts';
+import { openSqliteStore } from '../store/sqlite.ts';
+import { createBootTargets } from './boot-target.ts';
+import { type EnrollmentSettings, processInspection } from './discovery.ts';
+
+function inventory(
+  over: { macs?: string[]; uuid?: string | null; serial?: string | null; bmc?: string | null } = {},
+): Partial<Inventory> {
+  const macs = over.macs ?? ['52:54:00:12:34:01', '52:54:00:12:34:02'];
+  return {
+    interfaces: macs.map((m, i) => ({ name: `eth${i}`, mac_address: m }) as Inventory['interfaces'][number]),
+    cpu: { model_name: 'QEMU', frequency: null, count: 2, architecture: 'x86_64', flags: [] },
+    memory: { total: 1073741824, physical_mb: 1024 },
+    disks: [{ name: '/dev/vda', size: 8 * 1024 ** 3 } as Inventory['disks'][number]],
+    system_vendor: {
+      product_name: 'Standard PC',
+      serial_number: over.serial === undefined ? 'SN-1' : over.serial,
+      manufacturer: 'QEMU',
+      firmware: { vendor: null, version: null, build_date: null },
+      system_uuid: over.uuid === undefined ? '5c5fd1a8-0000-4000-8000-000000000001' : over.uuid,
+    },
+    boot: { current_boot_mode: 'bios', pxe_interface: `01-${macs[0]!.replace(/:/g, '-')}` },
+    bmc_address: over.bmc ?? null,
+  };
+}
+
+async function setup(settings: Partial<EnrollmentSettings> = {}) {
+  const store = await openSqliteStore(':memory:');
+  const log = silentLogger();
+  const fake = new FakePowerDriver({ password: 'lab-pw' });
+  const engine = new ProvisionEngine({
+    store,
+    power: { get: () => fake },
+    log,
+    workflowFor: () => createFakeWorkflow(),
+    conductorId: 't',
+  });
+  const deps = {
+    store,
+    log,
+    engine,
+    nodes: new NodeService(store, log),
+    settings: { policy: 'enroll' as const, allowMacPrefixes: [], ...settings },
+  };
+  return deps;
+}
+
+describe('first-boot enrollment', () => {
+  it('creates an unknown machine with its ports, inventory and properties, in enroll without a BMC', async () => {
+    const d = await setup();
+    const r = await processInspection(d, { inventory: inventory() });
+    assert.equal(r.created, true);
+    assert.equal(r.node.name, 'node-525400123401');
+    assert.equal(r.node.provision_state, 'enroll');
+    assert.equal(r.node.properties.memory_mb, 1024);
+    assert.equal(r.node.properties.local_gb, 7);
+    assert.deepEqual(
+      (await d.store.ports.list({ node_uuid: r.node.uuid })).map((p) => [p.address, p.pxe_enabled]).sort(),
+      [
+        ['52:54:00:12:34:01', true],
+        ['52:54:00:12:34:02', false],
+      ],
+    );
+    const ev = await d.store.events.list(r.node.uuid);
+    assert.ok(ev.some((e) => e.event === 'discovered' && /no BMC known yet/.test(e.message!)));
+  });
+
+  it('learns the BMC from the inventory and manages the node when credentials are configured', async () => {
+    const d = await setup({ bmcUsername: 'admin', bmcPassword: 'lab-pw' });
+    const r = await processInspection(d, { inventory: inventory({ bmc: '127.0.0.2' }) });
+    await d.engine.drain();
+    const node = await d.store.nodes.get(r.node.uuid);
+    assert.equal(node!.bmc_address, 'ipmi://admin@127.0.0.2');
+    assert.equal(node!.provision_state, 'manageable');
+  });
+
+  it('matches a returning machine by MAC, by system UUID after a NIC swap, and by serial', async () => {
+    const d = await setup();
+    const first = (await processInspection(d, { inventory: inventory() })).node;
+    const again = await processInspection(d, { inventory: inventory() });
+    assert.equal(again.created, false);
+    assert.equal(again.matchedBy, 'mac');
+    const swapped = await processInspection(d, { inventory: inventory({ macs: ['52:54:00:99:99:01'] }) });
+    assert.equal(swapped.node.uuid, first.uuid);
+    assert.equal(swapped.matchedBy, 'system_uuid');
+    assert.ok(
+      (await d.store.ports.list({ node_uuid: first.uuid })).some((p) => p.address === '52:54:00:99:99:01'),
+    );
+    const bySerial = await processInspection(d, {
+      inventory: inventory({ macs: ['52:54:00:99:99:02'], uuid: null }),
+    });
+    assert.equal(bySerial.node.uuid, first.uuid);
+    assert.equal(bySerial.matchedBy, 'serial');
+    assert.equal(await d.store.nodes.count(), 1);
+  });
+
+  it('does not match on placeholder serials and UUIDs that firmware ships', async () => {
+    const d = await setup();
+    await processInspection(d, {
+      inventory: inventory({
+        macs: ['52:54:00:00:00:01'],
+        uuid: '00000000-0000-0000-0000-000000000000',
+        serial: 'To Be Filled By O.E.M.',
+      }),
+    });
+    const other = await processInspection(d, {
+      inventory: inventory({
+        macs: ['52:54:00:00:00:02'],
+        uuid: '00000000-0000-0000-0000-000000000000',
+        serial: 'To Be Filled By O.E.M.',
+      }),
+    });
+    assert.equal(other.created, true);
+    assert.equal(await d.store.nodes.count(), 2);
+  });
+
+  it('refuses machines the policy does not admit and rejects inspection data without an inventory', async () => {
+    const d = await setup({ policy: 'allow', allowMacPrefixes: ['52:54:01'] });
+    await assert.rejects(
+      processInspection(d, { inventory: inventory() }),
+      /enrollment policy \(allow\) does not admit it/,
+    );
+    await assert.rejects(processInspection(d, {}), /no inventory/);
+    assert.equal(await d.store.nodes.count(), 0);
+  });
+
+  it('boots unknown machines into the ramdisk with the inspection call-back, active nodes from disk', async () => {
+    const d = await setup();
+    const targets = createBootTargets({
+      store: d.store,
+      urls: {
+        kernel: 'http://c/boot/files/kernel',
+        initrd: 'http://c/boot/files/initramfs',
+        api: 'http://c:6385',
+      },
+      enrollment: d.settings,
+      extraArgs: ['console=ttyS0'],
+    });
+    const unknown = await targets.lookup('52:54:00:12:34:01');
+    assert.equal(unknown.action, 'ramdisk');
+    assert.ok(
+      unknown.action === 'ramdisk' &&
+        unknown.extraArgs!.includes('ipa-inspection-callback-url=http://c:6385/v1/continue'),
+    );
+    const node = (await processInspection(d, { inventory: inventory() })).node;
+    const known = await targets.lookup('52:54:00:12:34:01');
+    assert.ok(known.action === 'ramdisk' && known.extraArgs!.includes(`ipa-node-uuid=${node.uuid}`));
+    await d.store.nodes.transition({
+      uuid: node.uuid,
+      from: 'enroll',
+      to: 'active',
+      target: null,
+      reservation: (await d.store.nodes.reserve(node.uuid, 't:x')).reservation!,
+      event: { node_uuid: node.uuid, event: 'test', actor: 't', result: 'ok' },
+    });
+    assert.deepEqual(await targets.lookup('52:54:00:12:34:01'), {
+      action: 'local',
+      mac: '52:54:00:12:34:01',
+      firmware: 'bios',
+    });
+    const strict = createBootTargets({
+      store: d.store,
+      urls: { kernel: 'k', initrd: 'i', api: 'a' },
+      enrollment: { policy: 'ignore', allowMacPrefixes: [] },
+    });
+    assert.equal((await strict.lookup('52:54:00:77:77:77')).action, 'ignore');
+    assert.equal(await strict.policy('52:54:00:77:77:77'), 'ignore');
+    assert.equal(await strict.policy('52:54:00:12:34:01'), 'boot');
+  });
+});

@@ -1,0 +1,183 @@
+// First-boot enrollment. An unknown machine that PXE-boots gets the ramdisk with an inspection
+// call-back URL; its agent posts the inventory here (ironic-inspector's POST /v1/continue, so a
+// stock ironic-python-agent works too) and Kiln creates the node with its ports and inventory.
+// A machine seen before is matched by hardware and updated instead. With a BMC address in the
+// inventory and default BMC credentials configured, the node is then managed (BMC verified);
+// without, it waits in enroll for an operator to set its BMC.
+import { randomUUID } from 'node:crypto';
+import Router from '@koa/router';
+import { KilnError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Inventory } from '../../shared/wire/ipa.ts';
+import { bodyOf } from '../api/http.ts';
+import type { NodeService } from '../nodes/service.ts';
+import type { ProvisionEngine } from '../provision/engine.ts';
+import type { NodeRecord, Store } from '../store/store.ts';
+import { type Fingerprint, findNode, fingerprint } from './match.ts';
+
+export interface EnrollmentSettings {
+  /** enroll: create unknown machines; ignore: refuse them; allow: only MACs with these prefixes. */
+  policy: 'enroll' | 'ignore' | 'allow';
+  allowMacPrefixes: string[];
+  /** Credentials for BMCs learned from inventories (like MAAS setting up the BMC user). */
+  bmcUsername?: string;
+  bmcPassword?: string;
+  /** Port for learned IPMI BMCs; null means the IPMI default (623). */
+  bmcPort?: number | null;
+}
+
+export interface DiscoveryDeps {
+  store: Store;
+  nodes: NodeService;
+  engine: ProvisionEngine;
+  log: Logger;
+  settings: EnrollmentSettings;
+}
+
+export function macAllowed(settings: EnrollmentSettings, mac: string): boolean {
+  if (settings.policy === 'enroll') return true;
+  if (settings.policy === 'ignore') return false;
+  const m = mac.toLowerCase().replace(/[^0-9a-f]/g, '');
+  return settings.allowMacPrefixes.some((p) => m.startsWith(p.toLowerCase().replace(/[^0-9a-f]/g, '')));
+}
+
+function bootMac(body: { boot_interface?: unknown; inventory?: Partial<Inventory> }): string | null {
+  const raw = String(body.boot_interface ?? body.inventory?.boot?.pxe_interface ?? '');
+  const hex = raw
+    .toLowerCase()
+    .replace(/^01-/, '')
+    .replace(/[^0-9a-f]/g, '');
+  return hex.length === 12 ? hex.match(/../g)!.join(':') : null;
+}
+
+function learnedBmc(inv: Partial<Inventory>, s: EnrollmentSettings): string | null {
+  const ip = inv.bmc_address;
+  if (!ip || ip === '0.0.0.0' || !s.bmcUsername) return null;
+  return `ipmi://${encodeURIComponent(s.bmcUsername)}@${ip}${s.bmcPort ? `:${s.bmcPort}` : ''}`;
+}
+
+function propertiesFrom(inv: Partial<Inventory>): Record<string, unknown> {
+  const disks = (inv.disks ?? []).filter((d) => d.size >= 4 * 1024 ** 3).sort((a, b) => a.size - b.size);
+  return {
+    cpu_arch: inv.cpu?.architecture,
+    cpus: inv.cpu?.count,
+    memory_mb:
+      inv.memory?.physical_mb ?? (inv.memory?.total ? Math.round(inv.memory.total / 1048576) : undefined),
+    local_gb: disks[0] ? Math.max(0, Math.floor(disks[0].size / 1024 ** 3) - 1) : undefined,
+    boot_mode: inv.boot?.current_boot_mode,
+  };
+}
+
+export interface DiscoveryResult {
+  node: NodeRecord;
+  created: boolean;
+  matchedBy?: string;
+}
+
+export async function processInspection(
+  deps: DiscoveryDeps,
+  body: { inventory?: Partial<Inventory>; boot_interface?: unknown },
+): Promise<DiscoveryResult> {
+  const inv = body.inventory;
+  if (!inv || typeof inv !== 'object' || !Array.isArray(inv.interfaces)) {
+    throw new KilnError(
+      'VALIDATION_FAILED',
+      'inspection data has no inventory with interfaces; is the ramdisk an ironic-python-agent compatible one?',
+    );
+  }
+  const fp: Fingerprint = fingerprint(inv);
+  if (fp.macs.length === 0) throw new KilnError('VALIDATION_FAILED', 'inventory lists no valid MAC address');
+  const pxeMac = bootMac(body) ?? fp.macs[0]!;
+  const found = await findNode(deps.store, fp);
+  const props = Object.fromEntries(Object.entries(propertiesFrom(inv)).filter(([, v]) => v !== undefined));
+
+  if (found) {
+    const { node, by } = found;
+    await deps.store.nodes.update(node.uuid, {
+      inventory: inv as Record<string, unknown>,
+      properties: { ...node.properties, ...props },
+    });
+    const added: string[] = [];
+    for (const mac of fp.macs) {
+      if (await deps.store.ports.getByAddress(mac)) continue;
+      await deps.store.ports.create({
+        uuid: randomUUID(),
+        address: mac,
+        node_uuid: node.uuid,
+        pxe_enabled: mac === pxeMac,
+      });
+      added.push(mac);
+    }
+    await deps.store.events.add({
+      node_uuid: node.uuid,
+      event: 'inspection_data',
+      actor: 'ramdisk',
+      result: 'ok',
+      message: `inventory received; matched by ${by}${added.length ? `; new ports ${added.join(', ')}` : ''}`,
+    });
+    deps.log.info({ node: node.uuid, by, added }, 'known machine reported its inventory');
+    return { node: (await deps.store.nodes.get(node.uuid))!, created: false, matchedBy: by };
+  }
+
+  if (!macAllowed(deps.settings, pxeMac)) {
+    throw new KilnError(
+      'NOT_FOUND',
+      `machine ${pxeMac} is unknown and the enrollment policy (${deps.settings.policy}) does not admit it`,
+      { status: 403 },
+    );
+  }
+  const bmc = learnedBmc(inv, deps.settings);
+  const node = await deps.nodes.create(
+    {
+      name: `node-${pxeMac.replace(/:/g, '')}`,
+      bmc_address: bmc ?? undefined,
+      bmc_password: bmc ? deps.settings.bmcPassword : undefined,
+      properties: props,
+      ports: [],
+    },
+    'discovery',
+  );
+  for (const mac of fp.macs) {
+    if (await deps.store.ports.getByAddress(mac)) continue;
+    await deps.store.ports.create({
+      uuid: randomUUID(),
+      address: mac,
+      node_uuid: node.uuid,
+      pxe_enabled: mac === pxeMac,
+    });
+  }
+  await deps.store.nodes.update(node.uuid, { inventory: inv as Record<string, unknown> });
+  await deps.store.events.add({
+    node_uuid: node.uuid,
+    event: 'discovered',
+    actor: 'ramdisk',
+    result: 'ok',
+    message: bmc
+      ? `enrolled on first PXE boot from ${pxeMac}; BMC ${inv.bmc_address} learned from the inventory`
+      : `enrolled on first PXE boot from ${pxeMac}; no BMC known yet: set one with 'kiln node update ${node.name} --bmc-address …' and run 'kiln node manage'`,
+  });
+  deps.log.info({ node: node.uuid, mac: pxeMac, bmc: inv.bmc_address ?? null }, 'enrolled a new machine');
+  if (bmc) {
+    // Verify the learned BMC now, so the node lands in manageable without an operator.
+    await deps.engine
+      .act(node.uuid, { target: 'manage' }, 'discovery')
+      .catch((e) =>
+        deps.log.warn(
+          { node: node.uuid, err: (e as Error).message },
+          'could not start managing a discovered node',
+        ),
+      );
+  }
+  return { node: (await deps.store.nodes.get(node.uuid))!, created: true };
+}
+
+/** POST /v1/continue: the inspection call-back, answered the way ironic-inspector does. */
+export function discoveryRouter(deps: DiscoveryDeps): Router {
+  const r = new Router();
+  r.post('/v1/continue', async (ctx) => {
+    const result = await processInspection(deps, bodyOf(ctx) as never);
+    ctx.status = 200;
+    ctx.body = { uuid: result.node.uuid };
+  });
+  return r;
+}
