@@ -120,6 +120,14 @@ describe('reading ipmitool', () => {
       'no-response',
     );
     assert.equal(classifyIpmiFailure('', true, false), 'no-response');
+    assert.equal(
+      classifyIpmiFailure(
+        'Activate Session command failed | Error: Unable to establish LAN session',
+        false,
+        false,
+      ),
+      'credentials',
+    );
     assert.equal(classifyIpmiFailure('', false, true), 'missing');
     assert.equal(classifyIpmiFailure('Get Chassis Power Status failed: Node busy', false, false), 'other');
   });

@@ -37,10 +37,12 @@ export type IpmiFailureKind =
   | 'missing'
   | 'other';
 
+// "Activate Session command failed" is IPMI 1.5's wrong password: the BMC answered the session
+// challenge (so it is reachable) and then drops the activation it can't authenticate.
 export function classifyIpmiFailure(stderr: string, timedOut: boolean, missing: boolean): IpmiFailureKind {
   if (missing) return 'missing';
   if (
-    /RAKP 2 HMAC is invalid|unauthorized name|invalid session ?id|Authentication type .* not supported|password/i.test(
+    /RAKP 2 HMAC is invalid|unauthorized name|Invalid user name|Activate Session command failed|invalid session ?id|Authentication type .* not supported|password/i.test(
       stderr,
     )
   )

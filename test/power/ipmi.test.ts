@@ -62,7 +62,7 @@ describe('ipmi driver against ipmi_sim', () => {
   const driver = new IpmiPowerDriver({ log });
 
   before(async () => {
-    sim = await startIpmiSim({ password: 'Sup3r-S3cret-ipmi' });
+    sim = await startIpmiSim({ password: 'S3cret-ipmi-pw' }); // ≤ 16 bytes, the IPMI 1.5 limit;
   });
   after(async () => {
     await sim?.stop();
@@ -133,6 +133,15 @@ describe('ipmi driver against ipmi_sim', () => {
     const logs = logLines.join('');
     assert.match(logs, /ipmitool failed/);
     assert.ok(!logs.includes(wrong) && !logs.includes(sim.password), 'logs must not carry passwords');
+  });
+
+  it('speaks IPMI 1.5 (interface lan) too, and knows its wrong-password answer', async () => {
+    sim.setPower('on');
+    assert.equal(await driver.getPower(credsFor(sim, sim.password, { interface: 'lan' })), 'on');
+    const e = kilnError(
+      await driver.getPower(credsFor(sim, 'wrong-pw', { interface: 'lan' })).catch((x) => x),
+    );
+    assert.match(e.message, /rejected the credentials for user "admin"/);
   });
 
   it('reports an unknown user the same way', async () => {
