@@ -132,7 +132,9 @@ async function main(): Promise<void> {
   console.log('\npower status round trip');
   console.log(`  kiln ipmi driver → ipmi_sim     ${fmt(kilnIpmi)}`);
   console.log(`  plain ipmitool   → ipmi_sim     ${fmt(plain)}`);
-  console.log(`  ratio kiln/ipmitool (mean)      ${(kilnIpmi.mean / plain.mean).toFixed(2)}`);
+  console.log(
+    `  ratio kiln/ipmitool             mean ${(kilnIpmi.mean / plain.mean).toFixed(2)}  p50 ${(kilnIpmi.p50 / plain.p50).toFixed(2)}`,
+  );
 
   // --- redfish driver vs sushy, both against the emulator
   const emu = await startEmulator(Math.max(NODES, 1));
@@ -152,7 +154,9 @@ async function main(): Promise<void> {
   const sushyStats = stats(JSON.parse(stdout));
   console.log(`  kiln redfish driver → emulator  ${fmt(kilnRf)}`);
   console.log(`  sushy (python3)     → emulator  ${fmt(sushyStats)}`);
-  console.log(`  ratio kiln/sushy (mean)         ${(kilnRf.mean / sushyStats.mean).toFixed(2)}`);
+  console.log(
+    `  ratio kiln/sushy                mean ${(kilnRf.mean / sushyStats.mean).toFixed(2)}  p50 ${(kilnRf.p50 / sushyStats.p50).toFixed(2)}`,
+  );
 
   const fake = new FakePowerDriver();
   const fakeStats = await timeCalls(CALLS * 20, () =>
