@@ -41,6 +41,8 @@ export interface AgentSettings {
   macs: string[];
   /** What standby.power_off does after syncing: power the machine off, exit the process, or nothing. */
   powerAction: PowerAction;
+  /** Register the kiln_test.* commands (protocol tests). */
+  testCommands: boolean;
 }
 
 export const DEFAULTS: AgentSettings = {
@@ -68,6 +70,7 @@ export const DEFAULTS: AgentSettings = {
   bootifMac: null,
   macs: [],
   powerAction: 'poweroff',
+  testCommands: false,
 };
 
 /** `key=value` tokens of a kernel command line; bare tokens are dropped, the last duplicate wins. */
@@ -187,9 +190,16 @@ const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: st
   { key: 'bootif', param: 'BOOTIF', env: 'KILN_AGENT_BOOTIF', flag: 'bootif' },
   { key: 'macs', env: 'KILN_AGENT_MACS', flag: 'mac' },
   { key: 'powerAction', env: 'KILN_AGENT_POWER_ACTION', flag: 'power-action' },
+  { key: 'testCommands', env: 'KILN_AGENT_TEST_COMMANDS', flag: 'test-commands' },
 ];
 
-const BOOL_KEYS = new Set<keyof AgentSettings>(['insecure', 'debug', 'collectLldp', 'agentTokenRequired']);
+const BOOL_KEYS = new Set<keyof AgentSettings>([
+  'insecure',
+  'debug',
+  'collectLldp',
+  'agentTokenRequired',
+  'testCommands',
+]);
 const NUM_KEYS = new Set<keyof AgentSettings>([
   'listenPort',
   'advertisePort',

@@ -16,6 +16,7 @@ import { CommandRegistry } from './commands/registry.ts';
 import { standbyExtension } from './commands/standby.ts';
 import { stepsExtension } from './commands/step-commands.ts';
 import { StepTable } from './commands/steps.ts';
+import { testExtension } from './commands/test-commands.ts';
 import type { CommandExtension } from './commands/types.ts';
 import type { AgentSettings } from './config.ts';
 import { Heartbeater } from './heartbeat.ts';
@@ -126,6 +127,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     standbyExtension({ run, powerOff }),
     logExtension({ run, agentLog: () => buffer.text() }),
     pollExtension(inventory),
+    ...(s.testCommands ? [testExtension] : []),
     ...(opts.extensions ?? []),
   ]);
   const executor = new CommandExecutor({
