@@ -139,9 +139,11 @@ export class IpmiPowerDriver implements PowerDriver {
     const args = ipmitoolArgs(creds.bmc, o, command);
     // ipmitool bounds itself with -N/-R per message, but a session needs several messages; the
     // process timeout is the backstop for a BMC that answers just often enough to keep it waiting.
-    const runOpts: RunOptions = {
+    // `signal` lets a runner that supports it kill ipmitool on abort; `abortable` below covers one that doesn't.
+    const runOpts: RunOptions & { signal?: AbortSignal } = {
       timeoutMs: Math.ceil((o.timeout_s * (o.retries + 1) * 6 + 5) * 1000),
       secretEnv: { IPMI_PASSWORD: creds.password ?? '' },
+      signal,
     };
     const what = command.join(' ');
     try {

@@ -132,6 +132,25 @@ describe('redfish driver against the emulator', () => {
     assert.equal(bmc.sessionCount(), 0);
   });
 
+  it('logs in again once when the BMC forgot the session', async () => {
+    const d = new RedfishPowerDriver();
+    const c = credsFor(bmc, PASSWORD, { auth: 'session' });
+    await d.getPower(c);
+    bmc.expireSessions();
+    const from = bmc.requests.length;
+    bmc.system('1').power = 'On';
+    assert.equal(await d.getPower(c), 'on');
+    assert.deepEqual(
+      bmc.requests.slice(from).map((r) => `${r.method} ${r.path} ${r.status}`),
+      [
+        'GET /redfish/v1/Systems/1 401',
+        'POST /redfish/v1/SessionService/Sessions 201',
+        'GET /redfish/v1/Systems/1 200',
+      ],
+    );
+    await d.close();
+  });
+
   it('says the credentials were rejected, does not retry, and keeps the password out of logs', async () => {
     const wrong = 'Wr0ng-redfish-pw';
     for (const auth of ['basic', 'session']) {

@@ -81,6 +81,8 @@ export interface RedfishBmc {
   requests: RequestRecord[];
   /** Sessions currently open. */
   sessionCount(): number;
+  /** Forget every session, as a BMC does when it reboots or sessions time out. */
+  expireSessions(): void;
   setDelay(ms: number): void;
   close(): Promise<void>;
 }
@@ -426,6 +428,7 @@ export async function startRedfishBmc(opts: RedfishBmcOptions = {}): Promise<Red
     system: (id = '1') => getSystem(id),
     requests,
     sessionCount: () => sessions.size,
+    expireSessions: () => sessions.clear(),
     setDelay: (ms) => {
       delayMs = ms;
     },
