@@ -76,7 +76,7 @@ export function renderBootScript(input: BootScriptInput): string {
         `sleep ${delay}`,
         'goto kiln_fetch',
         ':kiln_give_up',
-        `echo Kiln: could not load the ramdisk after ${attempts} attempts; rebooting`,
+        `echo Kiln: could not load the ramdisk after ${attempts} attempts, rebooting`,
         'sleep 10',
         'reboot',
         '',

@@ -246,7 +246,7 @@ export async function startTftpServer(config: TftpConfig, deps: { log: Logger })
 
   return {
     stats,
-    port,
+    port: listeners[0] ? listeners[0].address().port : port,
     stop: async () => {
       if (stopped) return;
       stopped = true;
