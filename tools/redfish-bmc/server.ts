@@ -12,43 +12,27 @@ import {
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
-  BOOT_ENABLED,
-  BOOT_MODES,
-  BOOT_TARGETS,
-  type BootOverride,
   chassis,
   collection,
   computerSystem,
   manager,
-  RESET_TYPES,
-  type ResetType,
   redfishError,
   type SystemState,
   serviceRoot,
   session,
   sessionService,
 } from './resources.ts';
+import {
+  HttpError,
+  newSystem,
+  patchSystem,
+  type RedfishBmcHooks,
+  refreshPower,
+  resetSystem,
+} from './system.ts';
 
 export type { BootOverride, SystemState } from './resources.ts';
-
-export interface ResetEvent {
-  resetType: string;
-  from: 'On' | 'Off';
-  to: 'On' | 'Off';
-  /** True when the machine (re)boots: off→on, or a restart of a running machine. */
-  boots: boolean;
-  /** The boot override target that boot will use ("None" = the firmware's order). */
-  bootTarget: string;
-}
-
-export interface RedfishBmcHooks {
-  /** Called before a Reset takes effect; a rejection fails the action with HTTP 500. */
-  onReset?(systemId: string, event: ResetEvent): Promise<void> | void;
-  /** Called after the boot override changed. */
-  onBoot?(systemId: string, boot: BootOverride): Promise<void> | void;
-  /** The real power state, for a machine that can turn itself off (a VM that shut down). */
-  readPower?(systemId: string): Promise<'On' | 'Off' | undefined> | 'On' | 'Off' | undefined;
-}
+export type { RedfishBmcHooks, ResetEvent } from './system.ts';
 
 export interface RedfishBmcOptions {
   host?: string;
@@ -87,16 +71,6 @@ export interface RedfishBmc {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: object,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(`HTTP ${status}`);
-  }
-}
-
 const NO_AUTH = new Set(['/redfish', '/redfish/v1', '/redfish/v1/odata', '/redfish/v1/$metadata']);
 const SESSIONS = '/redfish/v1/SessionService/Sessions';
 const MAX_BODY = 64 * 1024;
@@ -133,20 +107,7 @@ export async function startRedfishBmc(opts: RedfishBmcOptions = {}): Promise<Red
   let delayMs = opts.delayMs ?? 0;
   const serviceUuid = randomUUID();
   const systems = new Map<string, SystemState>();
-  for (const id of opts.systems ?? ['1']) {
-    systems.set(id, {
-      id,
-      uuid: randomUUID(),
-      power: opts.initialPower ?? 'Off',
-      boot: {
-        BootSourceOverrideTarget: 'None',
-        BootSourceOverrideEnabled: 'Disabled',
-        BootSourceOverrideMode: 'UEFI',
-      },
-      lastBootTarget: null,
-      resets: [],
-    });
-  }
+  for (const id of opts.systems ?? ['1']) systems.set(id, newSystem(id, opts.initialPower ?? 'Off'));
   const sessions = new Map<string, { id: string; user: string }>();
   const requests: RequestRecord[] = [];
 
@@ -171,103 +132,6 @@ export async function startRedfishBmc(opts: RedfishBmcOptions = {}): Promise<Red
         redfishError('ResourceMissingAtURI', `The resource at /redfish/v1/Systems/${id} was not found`),
       );
     return s;
-  }
-
-  async function refreshPower(s: SystemState): Promise<void> {
-    const p = await hooks.readPower?.(s.id);
-    if (p === 'On' || p === 'Off') s.power = p;
-  }
-
-  async function reset(s: SystemState, resetType: unknown): Promise<void> {
-    if (typeof resetType !== 'string' || !(RESET_TYPES as readonly string[]).includes(resetType)) {
-      throw new HttpError(
-        400,
-        redfishError(
-          'ActionParameterValueNotInList',
-          `The value ${JSON.stringify(resetType)} for the parameter ResetType is not in the list of acceptable values`,
-        ),
-      );
-    }
-    await refreshPower(s);
-    const from = s.power;
-    const t = resetType as ResetType;
-    let to: 'On' | 'Off' = from;
-    let boots = false;
-    if (t === 'On' || t === 'ForceOn') {
-      to = 'On';
-      boots = from === 'Off';
-    } else if (t === 'ForceOff' || t === 'GracefulShutdown') {
-      to = 'Off';
-    } else if (t === 'PushPowerButton') {
-      to = from === 'On' ? 'Off' : 'On';
-      boots = to === 'On';
-    } else if (t === 'ForceRestart' || t === 'GracefulRestart' || t === 'PowerCycle') {
-      to = 'On';
-      boots = true;
-    }
-    const bootTarget =
-      s.boot.BootSourceOverrideEnabled === 'Disabled' ? 'None' : s.boot.BootSourceOverrideTarget;
-    try {
-      await hooks.onReset?.(s.id, { resetType: t, from, to, boots, bootTarget });
-    } catch (e) {
-      throw new HttpError(500, redfishError('InternalError', `reset hook failed: ${(e as Error).message}`));
-    }
-    s.resets.push(t);
-    s.power = to;
-    if (boots) {
-      s.lastBootTarget = bootTarget;
-      // A one-time override is spent by the boot that used it, as on real BMCs.
-      if (s.boot.BootSourceOverrideEnabled === 'Once') {
-        s.boot = { ...s.boot, BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideTarget: 'None' };
-      }
-    }
-  }
-
-  async function patchSystem(s: SystemState, body: Record<string, unknown>): Promise<void> {
-    for (const k of Object.keys(body)) {
-      if (k !== 'Boot') {
-        throw new HttpError(
-          400,
-          redfishError(
-            'PropertyNotWritable',
-            `The property ${k} is a read only property and cannot be assigned a value`,
-          ),
-        );
-      }
-    }
-    const boot = body.Boot as Record<string, unknown> | undefined;
-    if (!boot || typeof boot !== 'object') return;
-    const next = { ...s.boot };
-    const check = (prop: keyof BootOverride, allowed: readonly string[]) => {
-      const v = boot[prop];
-      if (v === undefined) return;
-      if (typeof v !== 'string' || !allowed.includes(v)) {
-        throw new HttpError(
-          400,
-          redfishError(
-            'PropertyValueNotInList',
-            `The value ${JSON.stringify(v)} for the property ${prop} is not in the list of acceptable values`,
-          ),
-        );
-      }
-      (next as Record<string, string>)[prop] = v;
-    };
-    for (const k of Object.keys(boot)) {
-      if (!['BootSourceOverrideTarget', 'BootSourceOverrideEnabled', 'BootSourceOverrideMode'].includes(k)) {
-        throw new HttpError(
-          400,
-          redfishError(
-            'PropertyUnknown',
-            `The property Boot/${k} is not in the list of valid properties for the resource`,
-          ),
-        );
-      }
-    }
-    check('BootSourceOverrideTarget', BOOT_TARGETS);
-    check('BootSourceOverrideEnabled', BOOT_ENABLED);
-    check('BootSourceOverrideMode', BOOT_MODES);
-    s.boot = next;
-    await hooks.onBoot?.(s.id, { ...s.boot });
   }
 
   async function route(
@@ -318,11 +182,11 @@ export async function startRedfishBmc(opts: RedfishBmcOptions = {}): Promise<Red
     if (sys) {
       const s = getSystem(decodeURIComponent(sys[1]!));
       if (sys[2] && method === 'POST') {
-        await reset(s, (await readJson(req)).ResetType);
+        await resetSystem(s, (await readJson(req)).ResetType, hooks);
         return { status: 204 };
       }
       if (!sys[2] && method === 'GET') {
-        await refreshPower(s);
+        await refreshPower(s, hooks);
         return {
           status: 200,
           body: computerSystem(s),
@@ -332,7 +196,7 @@ export async function startRedfishBmc(opts: RedfishBmcOptions = {}): Promise<Red
         };
       }
       if (!sys[2] && method === 'PATCH') {
-        await patchSystem(s, await readJson(req));
+        await patchSystem(s, await readJson(req), hooks);
         return { status: 204 };
       }
     }
