@@ -184,3 +184,33 @@ export function waitForLine<T = Record<string, unknown>>(
     child.on('exit', onExit);
   });
 }
+
+/**
+ * An L2 segment: a bridge inside `lan` with one veth per member namespace. Each member end gets
+ * `ifname` and the optional address; the bridge ports are named <ifname>p inside `lan`.
+ */
+export async function bridgeNetns(lan: Netns, members: LinkEnd[]): Promise<void> {
+  await ip(['-n', lan.name, 'link', 'add', 'br0', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+  await ip(['-n', lan.name, 'link', 'set', 'br0', 'up']);
+  for (const m of members) {
+    const port = `${m.ifname}p`;
+    await ip([
+      'link',
+      'add',
+      port,
+      'netns',
+      lan.name,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      m.ifname,
+      'netns',
+      m.ns.name,
+    ]);
+    await ip(['-n', lan.name, 'link', 'set', port, 'master', 'br0']);
+    await ip(['-n', lan.name, 'link', 'set', port, 'up']);
+    if (m.address) await ip(['-n', m.ns.name, 'addr', 'add', m.address, 'dev', m.ifname]);
+    await ip(['-n', m.ns.name, 'link', 'set', m.ifname, 'up']);
+  }
+}
