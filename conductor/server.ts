@@ -43,7 +43,8 @@ export async function startConductor(
   over: ConductorOverrides = {},
 ): Promise<RunningConductor> {
   const store = over.store ?? (await openStore(config.database.url));
-  const power = over.power ?? createPowerRegistry({ log });
+  const registry = over.power ? null : createPowerRegistry({ log });
+  const power = over.power ?? registry!;
   const fake = createFakeWorkflow();
   const workflowFor =
     over.workflowFor ??
@@ -113,6 +114,7 @@ export async function startConductor(
       closed = true;
       for (const t of timers) clearInterval(t);
       await sync?.stop();
+      await registry?.close();
       await new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections?.();

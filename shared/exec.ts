@@ -31,6 +31,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   input?: string | Buffer;
   cwd?: string;
+  /** Kill the process when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -57,6 +59,7 @@ export const run: Runner = async (file, args, opts = {}) => {
       env: { ...opts.env, ...opts.secretEnv },
       input: opts.input,
       cwd: opts.cwd,
+      cancelSignal: opts.signal,
       reject: true,
       stripFinalNewline: true,
     });

@@ -23,9 +23,19 @@ function properties(pairs: string[] = []): Record<string, unknown> {
         ? true
         : v === 'false'
           ? false
-          : v;
+          : v.startsWith('{') || v.startsWith('[')
+            ? parseJson(v, p)
+            : v;
   }
   return out;
+}
+
+function parseJson(v: string, pair: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch (e) {
+    throw new CliError(`--property ${pair}: value starts with "{" but is not valid JSON: ${(e as Error).message}`, EXIT.usage);
+  }
 }
 
 function readPassword(opts: { bmcPassword?: string; bmcPasswordStdin?: boolean }): string | undefined {
