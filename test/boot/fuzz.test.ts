@@ -100,7 +100,7 @@ test(`${COUNT} fuzzed DHCP and TFTP packets: no crash, good clients served throu
   const statsLine = waitForLine<{
     event: string;
     dhcp: { received: number; malformed: number };
-    tftp: { requests: number; refused: number };
+    tftp: { requests: number; refused: number; completed: number };
   }>(server!, (m) => m.event === 'stats');
   server!.kill('SIGUSR2');
   const stats = await statsLine;
