@@ -8,7 +8,7 @@ const DMI = '/sys/class/dmi/id';
 const clean = (v: string | null | undefined): string | null => {
   const s = (v ?? '').trim();
   // Boards ship these placeholders in SMBIOS; they are as good as unknown.
-  return s === '' || /^(to be filled by o\.e\.m\.|not specified|default string|none)$/i.test(s) ? null : s;
+  return s === '' || /^(-|to be filled by o\.e\.m\.|not specified|default string|none)$/i.test(s) ? null : s;
 };
 
 export const systemCollector: Collector = {
@@ -41,7 +41,8 @@ export const systemCollector: Collector = {
             : (mod as unknown as { default: typeof mod }).default;
         const [sys, bios] = await Promise.all([m.system(), m.bios()]);
         sv.manufacturer ??= clean(sys.manufacturer);
-        sv.product_name ??= clean(sys.model);
+        // systeminformation names the model "Docker Container" when it sees /.dockerenv: a guess, not SMBIOS.
+        sv.product_name ??= sys.model === 'Docker Container' ? null : clean(sys.model);
         sv.serial_number ??= clean(sys.serial);
         sv.system_uuid ??= clean(sys.uuid)?.toLowerCase() ?? null;
         sv.firmware.vendor ??= clean(bios.vendor);

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { normaliseBootif, parseAgentArgs, parseCmdline, resolveSettings } from './config.ts';
+
+// What Ironic 2023.1's iPXE template puts on the kernel command line, plus pxelinux's BOOTIF.
+const IRONIC_CMDLINE =
+  'selinux=0 troubleshoot=0 text nofb nomodeset vga=normal ipa-api-url=http://10.0.0.1:6385 ipa-debug=1 ' +
+  'ipa-global-request-id=req-5b0e2c8a-1f6e-4a3c-9c57-3d1f8e0b7a61 BOOTIF=01-3c-fd-fe-9c-87-60 initrd=deploy_ramdisk';
+
+test('parseCmdline keeps key=value tokens only, last one wins', () => {
+  const p = parseCmdline(`${IRONIC_CMDLINE} quiet ipa-debug=0 root="/dev/ram0"\n`);
+  assert.equal(p['ipa-api-url'], 'http://10.0.0.1:6385');
+  assert.equal(p['ipa-debug'], '0');
+  assert.equal(p.BOOTIF, '01-3c-fd-fe-9c-87-60');
+  assert.equal(p.root, '/dev/ram0');
+  assert.equal('quiet' in p, false);
+  assert.equal('text' in p, false);
+});
+
+test('BOOTIF in pxelinux and iPXE forms', () => {
+  assert.equal(normaliseBootif('01-3c-fd-fe-9c-87-60'), '3c:fd:fe:9c:87:60');
+  assert.equal(normaliseBootif('3C:FD:FE:9C:87:60'), '3c:fd:fe:9c:87:60');
+  assert.equal(normaliseBootif('3c-fd-fe-9c-87-60'), '3c:fd:fe:9c:87:60');
+  // iPXE left its variable unexpanded (no network card variable): not a MAC.
+  assert.equal(normaliseBootif(['$', '{mac}'].join('')), null);
+});
+
+test('kernel parameters map to settings with IPA defaults', () => {
+  const s = resolveSettings({ cmdline: parseCmdline(IRONIC_CMDLINE) });
+  assert.equal(s.apiUrl, 'http://10.0.0.1:6385');
+  assert.equal(s.debug, true);
+  assert.equal(s.globalRequestId, 'req-5b0e2c8a-1f6e-4a3c-9c57-3d1f8e0b7a61');
+  assert.equal(s.bootif, '01-3c-fd-fe-9c-87-60');
+  assert.equal(s.bootifMac, '3c:fd:fe:9c:87:60');
+  assert.equal(s.listenHost, '::');
+  assert.equal(s.listenPort, 9999);
+  assert.equal(s.lookupTimeoutS, 300);
+  assert.equal(s.lookupIntervalS, 1);
+  assert.equal(s.insecure, false);
+  assert.equal(s.collectLldp, false);
+  assert.equal(s.powerAction, 'poweroff');
+});
+
+test('every tunable kernel parameter is read', () => {
+  const s = resolveSettings({
+    cmdline: parseCmdline(
+      'ipa-api-url=https://api.lan:6385/ ipa-lookup-timeout=60 ipa-lookup-interval=2 ipa-listen-host=0.0.0.0 ' +
+        'ipa-listen-port=9000 ipa-advertise-host=10.0.0.57 ipa-advertise-port=9001 ipa-advertise-protocol=https ' +
+        'ipa-insecure=1 ipa-collect-lldp=True ipa-lldp-timeout=5 ipa-ironic-api-version=1.68 ' +
+        'ipa-agent-token=t0k3n ipa-agent-token-required=yes ipa-hardware-initialization-delay=3 BOOTIF=aa:bb:cc:dd:ee:ff',
+    ),
+  });
+  assert.equal(s.apiUrl, 'https://api.lan:6385');
+  assert.deepEqual(
+    [s.lookupTimeoutS, s.lookupIntervalS, s.listenHost, s.listenPort, s.advertiseHost, s.advertisePort],
+    [60, 2, '0.0.0.0', 9000, '10.0.0.57', 9001],
+  );
+  assert.equal(s.advertiseProtocol, 'https');
+  assert.equal(s.insecure, true);
+  assert.equal(s.collectLldp, true);
+  assert.equal(s.lldpTimeoutS, 5);
+  assert.equal(s.ironicApiVersion, '1.68');
+  assert.equal(s.agentToken, 't0k3n');
+  assert.equal(s.agentTokenRequired, true);
+  assert.equal(s.hardwareInitializationDelayS, 3);
+  assert.equal(s.bootifMac, 'aa:bb:cc:dd:ee:ff');
+});
+
+test('env overrides the kernel, flags override env', () => {
+  const args = parseAgentArgs([
+    '--api-url',
+    'http://127.0.0.1:6385',
+    '--mac',
+    '02:00:00:00:00:01',
+    '--mac',
+    '02:00:00:00:00:02,02:00:00:00:00:03',
+  ]);
+  const s = resolveSettings({
+    cmdline: parseCmdline('ipa-api-url=http://10.0.0.1:6385 ipa-listen-port=9999'),
+    env: { KILN_AGENT_API_URL: 'http://env:6385', KILN_AGENT_LISTEN_PORT: '9998' },
+    flags: args.flags,
+  });
+  assert.equal(s.apiUrl, 'http://127.0.0.1:6385');
+  assert.equal(s.listenPort, 9998);
+  assert.deepEqual(s.macs, ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03']);
+});
+
+test('mdns and bad values', () => {
+  assert.equal(resolveSettings({ cmdline: { 'ipa-api-url': 'mdns' } }).apiUrl, null);
+  assert.throws(
+    () => resolveSettings({ cmdline: { 'ipa-lookup-timeout': 'soon' } }),
+    /ipa-lookup-timeout=soon/,
+  );
+  assert.throws(() => resolveSettings({ cmdline: { 'ipa-ironic-api-version': 'latest' } }), /1\.68/);
+  assert.throws(() => parseAgentArgs(['--no-such-flag']), /no-such-flag/);
+  assert.equal(parseAgentArgs(['--version']).version, true);
+});

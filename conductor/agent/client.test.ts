@@ -1,0 +1,128 @@
+// Client rules at the HTTP seam: a small loopback server stands in for the agent where the real
+// one can't be made to misbehave on cue (slow answers, refused connections).
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, test } from 'node:test';
+import { silentLogger } from '../../shared/log.ts';
+import type { CommandRecord } from '../../shared/wire/ipa.ts';
+import { AgentClient, completedCommand, flattenSteps } from './client.ts';
+
+const rec = (name: string, status: string, result: unknown = null): CommandRecord => ({
+  id: `${name}-${status}`,
+  command_name: name,
+  command_status: status,
+  command_error: null,
+  command_result: result,
+});
+
+test('completedCommand follows Ironic: last command, right step, not RUNNING', () => {
+  const step = { step: 'erase_devices', interface: 'deploy' };
+  assert.equal(completedCommand([], 'clean', step), undefined);
+  assert.equal(completedCommand([rec('get_clean_steps', 'SUCCEEDED')], 'clean', step), undefined);
+  assert.equal(completedCommand([rec('execute_clean_step', 'RUNNING')], 'clean', step), undefined);
+  const other = rec('execute_clean_step', 'SUCCEEDED', {
+    clean_step: { step: 'erase_devices_metadata', interface: 'deploy' },
+  });
+  assert.equal(completedCommand([other], 'clean', step), undefined, 'previous step, ours not started yet');
+  const ours = rec('execute_clean_step', 'SUCCEEDED', { clean_step: step });
+  assert.equal(completedCommand([other, ours], 'clean', step), ours);
+  const failed = rec('execute_clean_step', 'FAILED');
+  assert.equal(completedCommand([failed], 'clean', step), failed);
+});
+
+test('flattenSteps merges hardware managers', () => {
+  assert.deepEqual(
+    flattenSteps(
+      { clean_steps: { A: [{ step: 'a', interface: 'deploy' }], B: [{ step: 'b', interface: 'raid' }] } },
+      'clean',
+    ).map((s) => s.step),
+    ['a', 'b'],
+  );
+  assert.deepEqual(flattenSteps(null, 'deploy'), []);
+});
+
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
+
+async function stub(
+  handler: (method: string, url: string, body: string) => { status: number; body: unknown; delayMs?: number },
+) {
+  const calls: string[] = [];
+  const s = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      calls.push(`${req.method} ${req.url}`);
+      const a = handler(req.method!, req.url!, body);
+      setTimeout(() => {
+        res.writeHead(a.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(a.body));
+      }, a.delayMs ?? 0);
+    });
+  });
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, calls };
+}
+
+test('a POST that times out counts as accepted when the agent lists it RUNNING', async () => {
+  const a = await stub((m) =>
+    m === 'POST'
+      ? { status: 200, body: rec('execute_deploy_step', 'RUNNING'), delayMs: 3000 }
+      : { status: 200, body: { commands: [rec('execute_deploy_step', 'RUNNING')] } },
+  );
+  // undici's timers tick once a second, so the timeout is 1 s and the agent 3 s late.
+  const c = new AgentClient({ log: silentLogger(), timeoutMs: 1000 });
+  const node = { uuid: 'n1', driver_internal_info: { agent_url: a.url, agent_secret_token: 'tok' } };
+  const r = await c.executeDeployStep(node, { step: 'write_image', interface: 'deploy' }, {}, []);
+  assert.equal(r.command_status, 'RUNNING');
+  assert.match(a.calls[0]!, /^POST \/v1\/commands\/\?wait=false&agent_token=tok$/);
+  assert.equal(a.calls[1], 'GET /v1/commands/');
+  await c.close();
+});
+
+test('errors: busy is CONFLICT, other faults AGENT_ERROR naming node and URL, 3 connection attempts', async () => {
+  const a = await stub(() => ({
+    status: 409,
+    body: { faultcode: 'Client', faultstring: 'Agent is busy: executing command wait' },
+  }));
+  const c = new AgentClient({ log: silentLogger(), retryDelayMs: 10 });
+  const node = {
+    uuid: 'n1',
+    name: 'rack1-u7',
+    driver_internal_info: { agent_url: a.url, agent_secret_token: 'tok' },
+  };
+  await assert.rejects(
+    c.sync(node),
+    (e: Error & { code?: string }) => e.code === 'CONFLICT' && /busy/.test(e.message),
+  );
+
+  const b = await stub(() => ({
+    status: 400,
+    body: { faultcode: 'Client', faultstring: 'Invalid command: Unknown command: x' },
+  }));
+  await assert.rejects(
+    c.command({ ...node, driver_internal_info: { agent_url: b.url } }, 'standby.x', {}),
+    (e: Error & { code?: string }) =>
+      e.code === 'AGENT_ERROR' &&
+      e.message.includes('rack1-u7') &&
+      e.message.includes(b.url) &&
+      /HTTP 400/.test(e.message),
+  );
+
+  // Nothing listens on port 9 of loopback: refused three times, then AGENT_ERROR.
+  const started = Date.now();
+  await assert.rejects(
+    c.listCommands({ uuid: 'n2', driver_internal_info: { agent_url: 'http://127.0.0.1:9' } }),
+    (e: Error & { code?: string }) =>
+      e.code === 'AGENT_ERROR' && /cannot reach the agent at http:\/\/127\.0\.0\.1:9/.test(e.message),
+  );
+  assert.ok(Date.now() - started >= 20, 'retried with a delay');
+  await assert.rejects(c.listCommands({ uuid: 'n3', driver_internal_info: {} }), /has no agent URL/);
+  await c.close();
+});

@@ -1,0 +1,291 @@
+// Lookup and heartbeat rules of Ironic 21.4.4, over HTTP on loopback with the SQLite store.
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import Koa from 'koa';
+import { silentLogger } from '../../shared/log.ts';
+import { openSqliteStore } from '../store/sqlite.ts';
+import type { NodeRecord, Store } from '../store/store.ts';
+import {
+  createRamdiskRouter,
+  maskSecrets,
+  normaliseMac,
+  requestedVersion,
+  versionRouter,
+  wipeAgentToken,
+} from './ramdisk-api.ts';
+
+let store: Store;
+let url: string;
+let server: ReturnType<Koa['listen']>;
+const handled: string[] = [];
+let fastTrack = false;
+
+before(async () => {
+  store = await openSqliteStore(':memory:');
+  const app = new Koa();
+  const r = createRamdiskRouter({
+    store,
+    log: silentLogger(),
+    fastTrack: () => fastTrack,
+    heartbeatTimeoutS: 123,
+    onHeartbeat: (n) => {
+      handled.push(n.uuid);
+    },
+  });
+  for (const x of [versionRouter(), r]) app.use(x.routes());
+  server = app.listen(0, '127.0.0.1');
+  await new Promise((res) => server.once('listening', res));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(async () => {
+  server.close();
+  await store.close();
+});
+
+let n = 0;
+async function node(state: string, extra: Partial<NodeRecord> = {}): Promise<{ uuid: string; mac: string }> {
+  n++;
+  const uuid = `6f1c2a34-8b0e-4d55-9a61-${String(n).padStart(12, '0')}`;
+  const mac = `52:54:00:00:00:${n.toString(16).padStart(2, '0')}`;
+  await store.nodes.create({
+    uuid,
+    name: `node-${n}`,
+    driver: 'fake',
+    provision_state: state as NodeRecord['provision_state'],
+    instance_info: {
+      image_source: 'http://img/x.raw',
+      image_url: 'http://secret-temp-url',
+      configdrive: 'H4sI',
+    },
+    driver_internal_info: extra.driver_internal_info ?? { is_whole_disk_image: true },
+    properties: { cpu_arch: 'x86_64' },
+  });
+  await store.ports.create({ uuid: crypto.randomUUID(), address: mac, node_uuid: uuid });
+  return { uuid, mac };
+}
+
+const V = (v: string) => ({ 'X-OpenStack-Ironic-API-Version': v });
+async function lookup(q: string, headers: Record<string, string> = V('1.62')) {
+  const r = await fetch(`${url}/v1/lookup?${q}`, { headers });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown>, headers: r.headers };
+}
+async function heartbeat(ident: string, body: unknown, headers: Record<string, string> = V('1.68')) {
+  const r = await fetch(`${url}/v1/heartbeat/${ident}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+  const text = await r.text();
+  return {
+    status: r.status,
+    text,
+    fault: text ? (JSON.parse(JSON.parse(text).error_message ?? '{}').faultstring as string) : '',
+  };
+}
+const faultOf = (b: Record<string, unknown>) =>
+  JSON.parse(String(b.error_message)) as Record<string, unknown>;
+
+describe('lookup', () => {
+  beforeEach(() => {
+    fastTrack = false;
+  });
+
+  test('finds the node by any MAC, hands out the token once', async () => {
+    const { uuid, mac } = await node('clean wait');
+    const first = await lookup(`addresses=02:00:00:00:00:99,${mac.toUpperCase().replace(/:/g, '-')}`);
+    assert.equal(first.status, 200);
+    const body = first.body as { node: Record<string, unknown>; config: Record<string, unknown> };
+    assert.deepEqual(Object.keys(body.node).sort(), [
+      'driver_internal_info',
+      'instance_info',
+      'links',
+      'properties',
+      'uuid',
+    ]);
+    assert.equal(body.node.uuid, uuid);
+    assert.equal((body.config.agent_token as string).length, 43);
+    assert.match(body.config.agent_token as string, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(body.config.agent_token_required, true);
+    assert.equal(body.config.heartbeat_timeout, 123);
+    assert.deepEqual((body.node.instance_info as Record<string, unknown>).image_url, '******');
+    assert.deepEqual((body.node.instance_info as Record<string, unknown>).configdrive, '******');
+    assert.equal((body.node.driver_internal_info as Record<string, unknown>).agent_secret_token, '******');
+    assert.equal(first.headers.get('x-openstack-ironic-api-version'), '1.62');
+    const stored = await store.nodes.get(uuid);
+    assert.equal(stored!.driver_internal_info.agent_secret_token, body.config.agent_token);
+
+    const again = await lookup(`addresses=${mac}`);
+    assert.equal((again.body.config as Record<string, unknown>).agent_token, '******');
+    const byUuid = await lookup(`node_uuid=${uuid}`);
+    assert.equal(byUuid.status, 200);
+  });
+
+  test('below 1.62 no token is generated; below 1.22 and without a header: 404', async () => {
+    const { uuid, mac } = await node('wait call-back');
+    const old = await lookup(`addresses=${mac}`, V('1.31'));
+    assert.equal(old.status, 200);
+    assert.equal((old.body.config as Record<string, unknown>).agent_token, null);
+    assert.equal((await store.nodes.get(uuid))!.driver_internal_info.agent_secret_token, undefined);
+    assert.equal((await lookup(`addresses=${mac}`, V('1.21'))).status, 404);
+    assert.equal((await lookup(`addresses=${mac}`, {})).status, 404, 'no header means the minimum, 1.1');
+    assert.equal((await lookup(`addresses=${mac}`, V('1.99'))).status, 406);
+    assert.equal((await lookup(`addresses=${mac}`, V('latest'))).status, 200);
+  });
+
+  test('400 without any valid MAC or UUID; 404 alike for unknown and wrong state', async () => {
+    const bad = await lookup('addresses=zz:zz,foo');
+    assert.equal(bad.status, 400);
+    assert.deepEqual(faultOf(bad.body), {
+      faultcode: 'Client',
+      faultstring: "At least one of 'addresses' and 'node_uuid' parameters is required",
+      debuginfo: null,
+    });
+    assert.equal((await lookup('node_uuid=not-a-uuid')).status, 400);
+    const unknown = await lookup('addresses=02:00:00:00:00:42');
+    const { mac } = await node('active');
+    const wrong = await lookup(`addresses=${mac}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(wrong.status, 404);
+    assert.deepEqual(unknown.body, wrong.body);
+  });
+
+  test('fast-track admits enroll/manageable/available', async () => {
+    const { mac } = await node('manageable');
+    assert.equal((await lookup(`addresses=${mac}`)).status, 404);
+    fastTrack = true;
+    assert.equal((await lookup(`addresses=${mac}`)).status, 200);
+  });
+
+  test('409 when the node is locked and has no token yet', async () => {
+    const { uuid, mac } = await node('clean wait');
+    await store.nodes.reserve(uuid, 'engine-1');
+    const r = await lookup(`addresses=${mac}`);
+    assert.equal(r.status, 409);
+    assert.match(String(faultOf(r.body).faultstring), /is locked by host engine-1/);
+    await store.nodes.release(uuid, 'engine-1');
+  });
+});
+
+describe('heartbeat', () => {
+  const hb = (token: string, extra: Record<string, unknown> = {}) => ({
+    callback_url: 'http://10.0.0.57:9999',
+    agent_token: token,
+    agent_version: '9.4.3',
+    ...extra,
+  });
+
+  async function withToken(state = 'clean wait') {
+    const x = await node(state);
+    const r = await lookup(`addresses=${x.mac}`);
+    return { ...x, token: (r.body.config as Record<string, unknown>).agent_token as string };
+  }
+
+  test('202, recorded, engine called', async () => {
+    const { uuid, token } = await withToken();
+    const r = await heartbeat(uuid, hb(token));
+    assert.equal(r.status, 202);
+    assert.equal(r.text, '');
+    const dii = (await store.nodes.get(uuid))!.driver_internal_info;
+    assert.equal(dii.agent_url, 'http://10.0.0.57:9999');
+    assert.equal(dii.agent_version, '9.4.3');
+    assert.ok(Date.now() - Date.parse(String(dii.agent_last_heartbeat)) < 5000);
+    await new Promise((res) => setTimeout(res, 20));
+    assert.ok(handled.includes(uuid));
+    // by name too
+    assert.equal((await heartbeat(`node-${n}`, hb(token))).status, 202);
+  });
+
+  test('validation order and messages', async () => {
+    const { uuid, token } = await withToken();
+    assert.equal((await heartbeat(uuid, hb(token), V('1.21'))).status, 404);
+    assert.deepEqual(await heartbeat(uuid, hb(token), V('1.35')).then((r) => [r.status, r.fault]), [
+      400,
+      'Field "agent_version" not recognised',
+    ]);
+    assert.deepEqual(
+      await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM' }), V('1.62')).then((r) => [
+        r.status,
+        r.fault,
+      ]),
+      [400, 'Field "agent_verify_ca" not recognised in this version'],
+    );
+    assert.equal((await heartbeat('6f1c2a34-0000-0000-0000-000000000000', hb(token))).status, 404);
+    assert.equal((await heartbeat(uuid, hb(token, { callback_url: 'ftp://x' }))).status, 400);
+    assert.deepEqual(
+      await heartbeat(uuid, { callback_url: 'http://10.0.0.57:9999', agent_version: '1' }).then((r) => [
+        r.status,
+        r.fault,
+      ]),
+      [400, 'Agent token is required for heartbeat processing.'],
+    );
+    assert.deepEqual(
+      await heartbeat(uuid, hb(token, { agent_version: null })).then((r) => [r.status, r.fault]),
+      [400, 'Agent did not transmit a version'],
+    );
+    assert.deepEqual(await heartbeat(uuid, hb('x'.repeat(43))).then((r) => [r.status, r.fault]), [
+      400,
+      'Invalid or missing agent token received.',
+    ]);
+    assert.equal((await heartbeat(uuid, hb(token, { unexpected: 1 }))).status, 400);
+    // Once a callback URL is on record, a different one is refused.
+    assert.equal((await heartbeat(uuid, hb(token))).status, 202);
+    assert.deepEqual(
+      await heartbeat(uuid, hb(token, { callback_url: 'http://10.0.0.58:9999' })).then((r) => [
+        r.status,
+        r.fault,
+      ]),
+      [400, 'Detected change in ramdisk provided "callback_url"'],
+    );
+    // The certificate is pinned per boot, too.
+    assert.equal((await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-1' }))).status, 202);
+    assert.equal((await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-2' }))).status, 400);
+  });
+
+  test('Kiln progress is recorded; a locked node skips the record; other states are ignored', async () => {
+    const { uuid, token } = await withToken();
+    const p = { phase: 'writing', bytes_done: 10, bytes_total: 100 };
+    assert.equal((await heartbeat(uuid, hb(token, { kiln_progress: p }))).status, 202);
+    assert.deepEqual((await store.nodes.get(uuid))!.driver_internal_info.agent_progress, p);
+
+    await store.nodes.reserve(uuid, 'engine-2');
+    const before = (await store.nodes.get(uuid))!.driver_internal_info.agent_last_heartbeat;
+    await new Promise((res) => setTimeout(res, 5));
+    assert.equal((await heartbeat(uuid, hb(token))).status, 202);
+    assert.equal((await store.nodes.get(uuid))!.driver_internal_info.agent_last_heartbeat, before);
+    await store.nodes.release(uuid, 'engine-2');
+
+    fastTrack = true;
+    const idle = await withToken('available');
+    const count = handled.length;
+    assert.equal((await heartbeat(idle.uuid, hb(idle.token))).status, 202);
+    assert.ok((await store.nodes.get(idle.uuid))!.driver_internal_info.agent_url, 'fast-track records');
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(handled.length, count, 'record-only: the engine is not called');
+    fastTrack = false;
+  });
+
+  test('wipeAgentToken forgets the ramdisk; the next lookup gets a new token', async () => {
+    const { uuid, mac, token } = await withToken();
+    await heartbeat(uuid, hb(token));
+    const wiped = await wipeAgentToken(store, uuid);
+    assert.equal(wiped.driver_internal_info.agent_secret_token, undefined);
+    assert.equal(wiped.driver_internal_info.agent_url, undefined);
+    const r = await lookup(`addresses=${mac}`);
+    const fresh = (r.body.config as Record<string, unknown>).agent_token as string;
+    assert.equal(fresh.length, 43);
+    assert.notEqual(fresh, token);
+  });
+});
+
+test('helpers', () => {
+  assert.equal(normaliseMac('AA-BB-CC-DD-EE-FF'), 'aa:bb:cc:dd:ee:ff');
+  assert.equal(normaliseMac('aa:bb-cc:dd:ee:ff'), null);
+  assert.equal(requestedVersion(undefined), '1.1');
+  assert.throws(() => requestedVersion('1'), /Invalid value/);
+  assert.deepEqual(maskSecrets({ a: { password: 'p', x: 1 }, agent_secret_token: 't', empty_token: null }), {
+    a: { password: '******', x: 1 },
+    agent_secret_token: '******',
+    empty_token: null,
+  });
+});
