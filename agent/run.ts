@@ -4,11 +4,11 @@
 // (HTTP, exec, power) is injectable so the CLI, tests and the ramdisk share this one path.
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { run as defaultRun, type Runner } from '../shared/exec.ts';
+import type { Runner } from '../shared/exec.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import type { KilnProgress } from '../shared/wire/ipa.ts';
 import { callbackUrl, detectAdvertiseHost } from './advertise.ts';
-import { createAgentApp, type TokenState } from './api/app.ts';
+import type { TokenState } from './api/app.ts';
 import { CommandExecutor } from './commands/executor.ts';
 import { logExtension } from './commands/log.ts';
 import { pollExtension } from './commands/poll.ts';
@@ -19,6 +19,7 @@ import { StepTable } from './commands/steps.ts';
 import { testExtension } from './commands/test-commands.ts';
 import type { CommandExtension } from './commands/types.ts';
 import type { AgentSettings } from './config.ts';
+import { run as defaultRun } from './exec.ts';
 import { Heartbeater } from './heartbeat.ts';
 import { type HttpClient, request } from './http.ts';
 import { collectInventory } from './inventory/index.ts';
@@ -138,6 +139,8 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   const startedAt = Date.now();
 
   const serve = async () => {
+    // koa is loaded only now, after the lookup: it is most of the agent's start-up cost.
+    const { createAgentApp } = await import('./api/app.ts');
     const app = createAgentApp({
       executor,
       tokens: () => tokens,

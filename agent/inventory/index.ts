@@ -2,9 +2,10 @@
 // run concurrently; one that throws leaves its part at a neutral default and is named in
 // kiln_collector_failures, and the agent carries on.
 import os from 'node:os';
-import { run as defaultRun, type Runner } from '../../shared/exec.ts';
+import type { Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { CollectorFailure, Inventory } from '../../shared/wire/ipa.ts';
+import { run as defaultRun } from '../exec.ts';
 import { bmcCollector } from './bmc.ts';
 import { cpuCollector } from './cpu.ts';
 import { disksCollector } from './disks.ts';
