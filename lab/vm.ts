@@ -223,6 +223,12 @@ export class Vm {
   }
 }
 
+/** Stop a VM's QEMU that a crashed run left behind in dir (no-op when there is none). */
+export function cleanupStaleVm(dir: string): boolean {
+  const d = resolve(dir);
+  return stopPidFile(join(d, 'qemu.pid'), join(d, 'qmp.sock'), 3000);
+}
+
 /**
  * Prepare a VM: state folder, sparse disk (kept if it exists), power script. Does not power on.
  */
