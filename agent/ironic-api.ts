@@ -47,6 +47,11 @@ export class IronicApiClient {
 
   constructor(private readonly opts: IronicApiOptions) {}
 
+  /** What discovery found so far; null until it succeeded. */
+  current(): ApiInfo | null {
+    return this.info;
+  }
+
   /** The server's version and Kiln extensions; cached once discovery succeeded. */
   async apiInfo(): Promise<ApiInfo> {
     if (this.info) return this.info;

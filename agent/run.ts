@@ -85,7 +85,9 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   const http = opts.http ?? request;
   const state: AgentHandle['state'] = { nodeUuid: null, callbackUrl: null, port: null };
   const tokens: TokenState = { token: s.agentToken, required: s.agentTokenRequired };
-  let withProgress = false;
+  let api: IronicApiClient | null = null;
+  // Decided by the conductor's GET / document; re-read because a failed discovery is retried later.
+  const withProgress = () => api?.current()?.extensions.has('progress') ?? false;
   let heartbeater: Heartbeater | null = null;
   let server: Server | null = null;
   let finish!: (code: number) => void;
@@ -146,11 +148,19 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       tokens: () => tokens,
       startedAt,
       version: AGENT_VERSION,
-      withProgress: () => withProgress,
+      withProgress,
       log,
     });
     server = createServer(app.callback());
-    await listen(server, s.listenHost, s.listenPort);
+    try {
+      await listen(server, s.listenHost, s.listenPort);
+    } catch (e) {
+      // IPA's default "::" fails on kernels without IPv6; fall back to IPv4 rather than die.
+      const code = (e as { code?: string }).code;
+      if (s.listenHost !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
+      log.warn({ code }, 'no IPv6 on this machine; listening on 0.0.0.0');
+      await listen(server, '0.0.0.0', s.listenPort);
+    }
     const addr = server.address();
     state.port = typeof addr === 'object' && addr ? addr.port : s.listenPort;
     log.info({ host: s.listenHost, port: state.port }, 'agent API listening');
@@ -165,7 +175,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       await serve();
       return;
     }
-    const api = new IronicApiClient({
+    api = new IronicApiClient({
       apiUrl: s.apiUrl,
       http,
       log,
@@ -186,7 +196,6 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     state.nodeUuid = found.node.uuid;
     if (found.token) tokens.token = found.token;
     if (found.config.agent_token_required) tokens.required = true;
-    withProgress = (await api.apiInfo()).extensions.has('progress');
     const host =
       s.advertiseHost ??
       (await detectAdvertiseHost({

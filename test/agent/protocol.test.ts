@@ -235,6 +235,17 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     assert.ok(status.started_at > 1e9 && status.started_at < Date.now() / 1000 + 1);
   });
 
+  test('standby.power_off syncs, answers, then runs the power action', async () => {
+    const dir = procs.tempDir();
+    const c = await startConductor(procs, { db: join(dir, 'kiln.db'), heartbeatTimeoutS: 60 });
+    // --power-action exit stands in for poweroff: the process ends instead of the machine.
+    const { uuid, agent, target } = await bootedNode(c, { extra: ['--power-action', 'exit'] });
+    await agentUrl(c, uuid);
+    await client.powerOff(await target());
+    assert.equal(await agent.exited, 0);
+    assert.ok(agent.lines.some((l) => /disks synced; powering off/.test(String(l.msg))));
+  });
+
   test('live progress goes only to a conductor that advertises it', async () => {
     const dir = procs.tempDir();
     for (const stock of [false, true]) {
