@@ -1,5 +1,6 @@
 // Boot services entry point for the conductor: DHCP (per mode) and TFTP, stopped together.
 // The HTTP side (scripts, kernels, loaders) is a router the conductor mounts: see http.ts.
+import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FileLeaseStore, type LeaseStore } from './dhcp/lease-store.ts';
 import type { BootUrls } from './dhcp/netboot.ts';
@@ -59,6 +60,12 @@ export async function startBootServices(
   if (config.tftp.enabled !== false) {
     try {
       const addresses = config.tftp.addresses ?? config.dhcp.interfaces.map(interfaceAddress);
+      if (addresses.length === 0) {
+        throw new KilnError(
+          'CONFIG_INVALID',
+          'TFTP has no address to listen on: set boot.tftp.addresses or boot.dhcp.interfaces',
+        );
+      }
       tftp = await startTftpServer(
         { ...config.tftp, addresses },
         { log: deps.log.child({ component: 'tftp' }) },
