@@ -1,0 +1,153 @@
+// Builds the real ramdisk (Debian kernel, busybox init, Node 24, tools, the agent bundled from
+// agent/main.ts) and boots it under QEMU (TCG, 1 GiB RAM, a virtio disk and NIC). The agent inside
+// must find the conductor by itself: DHCP from QEMU's user network, ipa-api-url on the kernel
+// command line, GET / and GET /v1/lookup with the VM's MAC, then heartbeats; the test then asks
+// the agent for its inventory through its own API and looks for the VM's disk and NIC.
+//
+// The first run downloads ~90 MB of .debs and the 52 MB node tarball and compresses the base
+// layer (a few minutes); later runs reuse the cache (KILN_RAMDISK_CACHE, default
+// ~/.cache/kiln/ramdisk) and only rebuild the small agent layer.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type BuildRamdiskResult, buildRamdisk, defaultCacheDir } from '../../ramdisk-build/index.ts';
+import { buildAgent } from '../agent/helpers.ts';
+import { type FakeIronic, startFakeIronic } from './fake-ironic.ts';
+import { CONDUCTOR_IP, freePort, GUEST_IP, startVm, type Vm } from './vm.ts';
+
+const MAC = '52:54:00:6b:69:6c';
+const DISK_BYTES = 64 * 1024 * 1024;
+const BOOT_BUDGET_MS = 240_000;
+
+const tmp = mkdtempSync(join(tmpdir(), 'kiln-ramdisk-test-'));
+let built: BuildRamdiskResult;
+let ironic: FakeIronic | undefined;
+let vm: Vm | undefined;
+
+before(async () => {
+  const agent = await buildAgent(join(tmp, 'agent.mjs'));
+  built = await buildRamdisk({
+    outDir: join(tmp, 'out'),
+    agentPath: agent,
+    cacheDir: defaultCacheDir(),
+    compression: 'zstd',
+  });
+  console.log(built.sizeTable);
+});
+
+after(async () => {
+  await vm?.stop();
+  await ironic?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+test('the build writes kernel, initramfs and a manifest that describes them', () => {
+  const m = built.manifest;
+  assert.equal(m.kernel.sha256, sha256(built.kernel));
+  assert.equal(m.kernel.size, statSync(built.kernel).size);
+  assert.equal(m.initramfs.sha256, sha256(built.initramfs));
+  assert.equal(m.initramfs.size, statSync(built.initramfs).size);
+  assert.equal(
+    m.initramfs.layers.reduce((s, l) => s + l.size, 0),
+    m.initramfs.size,
+  );
+  assert.match(m.node.version, /^24\./);
+  assert.equal(m.agent.sha256, sha256(join(tmp, 'agent.mjs')));
+  const names = m.components.map((c) => c.name);
+  for (const c of ['node', 'modules', 'libs', 'tools', 'busybox', 'agent']) assert.ok(names.includes(c), c);
+  for (const p of ['gdisk', 'util-linux', 'ipmitool', 'nvme-cli', 'e2fsprogs', 'efibootmgr']) {
+    assert.ok(
+      m.packages.some((x) => x.name === p && x.role === 'tool'),
+      `${p} listed as a tool package`,
+    );
+  }
+  // The budget: 60 MB compressed at most.
+  assert.ok(m.initramfs.size <= 60_000_000, `initramfs is ${m.initramfs.size} bytes`);
+});
+
+test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and reports its inventory', async () => {
+  ironic = await startFakeIronic({ knownMac: MAC });
+  const disk = join(tmp, 'disk.img');
+  writeFileSync(disk, '');
+  truncateSync(disk, DISK_BYTES); // sparse
+  const agentPort = await freePort();
+  vm = startVm({
+    kernel: built.kernel,
+    initramfs: built.initramfs,
+    append: `ipa-api-url=http://${CONDUCTOR_IP} BOOTIF=01-${MAC.replaceAll(':', '-')} ipa-insecure=1`,
+    mac: MAC,
+    disk,
+    conductorPort: ironic.port,
+    agentPort,
+    consoleLog: join(tmp, 'console.log'),
+  });
+  const t0 = vm.startedAt;
+  const since = (at: number) => `${((at - t0) / 1000).toFixed(1)} s`;
+  try {
+    const root = await ironic.waitFor(
+      (r) => r.method === 'GET' && r.path === '/' && r.userAgent.startsWith('kiln-agent'),
+      BOOT_BUDGET_MS,
+      'GET / from the agent',
+    );
+    const lookup = await ironic.waitFor(
+      (r) => r.method === 'GET' && r.path === '/v1/lookup',
+      30_000,
+      'GET /v1/lookup',
+    );
+    assert.ok(
+      (lookup.query.get('addresses') ?? '').split(',').includes(MAC),
+      `lookup addresses ${lookup.query.get('addresses')} include ${MAC}`,
+    );
+    const hb = await ironic.waitFor(
+      (r) => r.method === 'POST' && r.path === `/v1/heartbeat/${ironic!.nodeUuid}`,
+      60_000,
+      'heartbeat',
+    );
+    const body = hb.body as { callback_url: string; agent_token?: string };
+    assert.equal(body.callback_url, `http://${GUEST_IP}:9999`);
+    assert.equal(body.agent_token, ironic.agentToken);
+    console.log(
+      `QEMU start -> GET / ${since(root.at)}, -> lookup ${since(lookup.at)}, -> first heartbeat ${since(hb.at)}`,
+    );
+
+    // The init's own view: the NIC that reached the conductor.
+    await vm.waitForConsole(/kiln-init: network: eth0 10\.0\.2\.15\/24 reaches 10\.0\.2\.100:80/, 1000);
+
+    const res = await fetch(
+      `http://127.0.0.1:${agentPort}/v1/commands/?wait=true&agent_token=${ironic.agentToken}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'poll.get_hardware_info', params: {} }),
+        signal: AbortSignal.timeout(120_000),
+      },
+    );
+    assert.equal(res.status, 200);
+    const record = (await res.json()) as {
+      command_status: string;
+      command_result: {
+        interfaces: { name: string; mac_address: string }[];
+        disks: { name: string; size: number; serial?: string | null }[];
+        memory: { physical_mb?: number; total?: number };
+        kiln_collector_failures: { collector: string; message: string }[];
+      };
+    };
+    assert.equal(record.command_status, 'SUCCEEDED');
+    const inv = record.command_result;
+    const nic = inv.interfaces.find((i) => i.mac_address === MAC);
+    assert.ok(nic, `inventory interfaces ${JSON.stringify(inv.interfaces)} include ${MAC}`);
+    const vda = inv.disks.find((d) => d.name === '/dev/vda');
+    assert.ok(vda, `inventory disks ${JSON.stringify(inv.disks)} include /dev/vda`);
+    assert.equal(vda.size, DISK_BYTES);
+    console.log(`inventory: nic ${nic.name} ${nic.mac_address}, disk ${vda.name} ${vda.size} bytes`);
+    if (inv.kiln_collector_failures.length) console.log('collector failures:', inv.kiln_collector_failures);
+  } catch (e) {
+    console.log(`--- VM console (tail) ---\n${vm.console().split('\n').slice(-80).join('\n')}`);
+    throw e;
+  }
+});
