@@ -58,6 +58,60 @@ export const ConductorConfig = z.strictObject({
       automated_clean: Bool.default(true),
     })
     .prefault({}),
+  boot: z
+    .strictObject({
+      /** full: Kiln hands out addresses; proxy: boot options beside another DHCP server; off: bring your own. */
+      dhcp_mode: z.enum(['full', 'proxy', 'off']).default('off'),
+      /** Interfaces DHCP and TFTP serve (e.g. [eno2]); nothing else is answered. Env KILN_BOOT_INTERFACES (comma-separated). */
+      interfaces: z
+        .preprocess(
+          (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
+          z.array(z.string().min(1)),
+        )
+        .default([]),
+      /** Full mode: address pools. */
+      subnets: z
+        .array(
+          z.strictObject({
+            cidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be an IPv4 CIDR like 10.0.0.0/24'),
+            range_start: z.ipv4(),
+            range_end: z.ipv4(),
+            router: z.ipv4().optional(),
+            dns: z.array(z.ipv4()).optional(),
+            lease_time_s: z.coerce.number().int().positive().optional(),
+          }),
+        )
+        .default([]),
+      /** Full mode: where leases persist (JSON lines). */
+      lease_file: z.string().default('dhcp-leases.jsonl'),
+      /** Serve the iPXE loaders over TFTP. */
+      tftp: Bool.default(true),
+      /** Directory with undionly.kpxe and ipxe.efi (Debian's ipxe package installs them here). */
+      tftp_root: z.string().default('/usr/lib/ipxe'),
+      /** Directory with the ramdisk's kernel and initramfs (kiln ramdisk build --out). Env KILN_RAMDISK_DIR. */
+      ramdisk_dir: z.string().default('ramdisk'),
+      /** Kernel arguments added to every ramdisk boot, e.g. [console=ttyS0]. */
+      kernel_args: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  enrollment: z
+    .strictObject({
+      /** What an unknown machine that PXE-boots gets: enroll (default), ignore, or allow (MAC prefixes). */
+      policy: z.enum(['enroll', 'ignore', 'allow']).default('enroll'),
+      allow_mac_prefixes: z.array(z.string()).default([]),
+      /** Credentials for BMCs learned from discovered machines' inventories. Env KILN_ENROLL_BMC_USERNAME/PASSWORD. */
+      bmc_username: z.string().optional(),
+      bmc_password: z.string().optional(),
+    })
+    .prefault({}),
+  images: z
+    .strictObject({
+      /** Agents download images through the conductor's cache (one origin download per image). */
+      cache: Bool.default(true),
+      /** Where cached images live. Env KILN_IMAGE_CACHE_DIR. */
+      cache_dir: z.string().default('image-cache'),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       /** trace, debug, info, warn, error, fatal. Env KILN_LOG_LEVEL. */
@@ -77,6 +131,12 @@ export const ENV_KEYS: Record<string, string> = {
   KILN_POWER_SYNC_INTERVAL_S: 'conductor.power_sync_interval_s',
   KILN_FAST_TRACK: 'conductor.fast_track',
   KILN_LOG_LEVEL: 'log.level',
+  KILN_BOOT_INTERFACES: 'boot.interfaces',
+  KILN_DHCP_MODE: 'boot.dhcp_mode',
+  KILN_RAMDISK_DIR: 'boot.ramdisk_dir',
+  KILN_ENROLL_BMC_USERNAME: 'enrollment.bmc_username',
+  KILN_ENROLL_BMC_PASSWORD: 'enrollment.bmc_password',
+  KILN_IMAGE_CACHE_DIR: 'images.cache_dir',
 };
 
 type Layer = { source: string; values: Record<string, unknown> };
