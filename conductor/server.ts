@@ -72,8 +72,12 @@ export async function startConductor(
   });
   const workflowFor =
     over.workflowFor ??
-    ((node: NodeRecord) =>
-      node.driver === 'fake' || node.properties.deploy_interface === 'fake' ? fake : agentWorkflow);
+    ((node: NodeRecord) => {
+      // Like Ironic: the deploy interface may be chosen per node (fake BMC + agent is the
+      // developer's set-up); by default fake BMCs get the fake workflow.
+      const chosen = node.properties.deploy_interface ?? (node.driver === 'fake' ? 'fake' : 'agent');
+      return chosen === 'fake' ? fake : agentWorkflow;
+    });
   const engine = new ProvisionEngine({
     store,
     power,
