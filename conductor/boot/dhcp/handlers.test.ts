@@ -5,7 +5,7 @@ import { type BootDeps, type FullDeps, handleFull, handleProxy, type PacketMeta 
 import { MemoryLeaseStore } from './lease-store.ts';
 import { httpBootUrls } from './netboot.ts';
 import { decodeIp, decodeSubOptions, decodeText, decodeU32, encodeIp, Opt } from './options.ts';
-import { type DhcpPacket, newRequest } from './packet.ts';
+import { type DhcpPacket, encodePacket, newRequest, parsePacket } from './packet.ts';
 import { allowMacPrefixes, bootAll, ignoreAll } from './policy.ts';
 import { LeasePool } from './pool.ts';
 import { Subnet } from './subnet.ts';
@@ -213,6 +213,24 @@ describe('full mode', () => {
     assert.equal(r?.packet.giaddr, '10.9.0.1');
     assert.deepEqual(r?.to, { address: '10.9.0.1', port: 67 });
     assert.equal(r?.broadcast, false);
+    p.options.set(Opt.RELAY_AGENT, Buffer.from([1, 3, 0x65, 0x74, 0x68]));
+    p.options.set(Opt.CLIENT_ID, Buffer.from([1, 2, 0, 0, 0, 0, 1]));
+    const echoed = await handleFull(p, { ...meta, from: { address: '10.9.0.1', port: 67 } }, deps());
+    assert.deepEqual(
+      echoed?.packet.options.get(Opt.RELAY_AGENT),
+      Buffer.from([1, 3, 0x65, 0x74, 0x68]),
+      'RFC 3046 echo',
+    );
+    assert.deepEqual(
+      echoed?.packet.options.get(Opt.CLIENT_ID),
+      Buffer.from([1, 2, 0, 0, 0, 0, 1]),
+      'RFC 6842 echo',
+    );
+    assert.equal(
+      [...parsePacket(encodePacket(echoed!.packet)).options.keys()].at(-1),
+      Opt.RELAY_AGENT,
+      'and last on the wire',
+    );
     p.giaddr = '172.16.0.1';
     assert.equal(await handleFull(p, meta, deps()), null, 'no subnet for that relay');
   });

@@ -78,11 +78,21 @@ function baseReply(req: DhcpPacket, type: number, serverIp: string): DhcpPacket 
     chaddr: req.chaddr,
     sname: '',
     file: '',
-    options: new Map([
-      [Opt.MESSAGE_TYPE, Buffer.from([type])],
-      [Opt.SERVER_ID, encodeIp(serverIp)],
-    ]),
+    options: echoed(req, type, serverIp),
   };
+}
+
+/** 53 and 54, plus what must be copied back: client id (RFC 6842) and relay agent info (RFC 3046). */
+function echoed(req: DhcpPacket, type: number, serverIp: string): Map<number, Buffer> {
+  const o = new Map<number, Buffer>([
+    [Opt.MESSAGE_TYPE, Buffer.from([type])],
+    [Opt.SERVER_ID, encodeIp(serverIp)],
+  ]);
+  const clientId = req.options.get(Opt.CLIENT_ID);
+  if (clientId) o.set(Opt.CLIENT_ID, clientId);
+  const relay = req.options.get(Opt.RELAY_AGENT);
+  if (relay && req.giaddr !== ZERO) o.set(Opt.RELAY_AGENT, relay);
+  return o;
 }
 
 /** Where a reply goes (RFC 2131 4.1): relay, then the client's own address, then broadcast. */

@@ -186,6 +186,7 @@ export function encodePacket(p: DhcpPacket): Buffer {
 function rank(code: number): number {
   if (code === Opt.MESSAGE_TYPE) return -2;
   if (code === Opt.SERVER_ID) return -1;
+  if (code === Opt.RELAY_AGENT) return 1; // RFC 3046: relay agent information goes last
   return 0; // stable sort keeps insertion order for the rest
 }
 
