@@ -7,16 +7,7 @@
 //   KILN-DEMO-NO-CONFIGDRIVE uptime=<s>
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -77,17 +68,10 @@ export async function buildDemoImage(opts: DemoImageOptions = {}): Promise<DemoI
   const out = join(dir, `kiln-demo-${key}.raw`);
   if (!existsSync(`${out}.json`) || !existsSync(out)) {
     const started = Date.now();
-    const tmp = join(dir, `.building-${process.pid}.raw`);
-    const args = [join(HERE, 'build.sh'), '--out', tmp, '--kernel-package', kernelPackage];
+    // build.sh takes a lock and re-checks, so concurrent callers build once.
+    const args = [join(HERE, 'build.sh'), '--out', out, '--if-missing', '--kernel-package', kernelPackage];
     if (opts.downloadCache) args.push('--cache', opts.downloadCache);
     await run('bash', args, { timeoutMs: 15 * 60_000 });
-    // Metadata last: its presence marks a complete image.
-    renameSync(tmp, out);
-    renameSync(`${tmp}.sha256`, `${out}.sha256`);
-    const meta = JSON.parse(readFileSync(`${tmp}.json`, 'utf8'));
-    meta.file = `kiln-demo-${key}.raw`;
-    writeFileSync(`${out}.json`, `${JSON.stringify(meta)}\n`);
-    rmSync(`${tmp}.json`, { force: true });
     log.info({ path: out, ms: Date.now() - started }, 'demo image built');
   }
   const meta = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {

@@ -2,9 +2,11 @@
 # Builds Kiln's demo OS: a small whole-disk image (MBR, syslinux on a FAT partition, Debian's
 # kernel, a busybox initramfs) that prints a marker with the hostname from its config drive.
 #
-#   build.sh --out FILE [--cache DIR] [--kernel-package linux-image-amd64]
+#   build.sh --out FILE [--cache DIR] [--kernel-package linux-image-amd64] [--if-missing]
 #
-# Writes FILE (raw disk image), FILE.sha256 and FILE.json (size, sha256, kernel, inputs key).
+# Writes FILE (raw disk image), FILE.sha256 and FILE.json (size, sha256, kernel), the .json last:
+# it marks a complete image. With --if-missing, an existing FILE + FILE.json is kept as it is.
+# Builds sharing a download cache take turns (flock), so parallel test runs don't race on it.
 # Downloads (apt-get download, never installed) are shared with the ramdisk build: same cache
 # folder, same helper functions. Nothing is mounted, so no root or loop devices are needed.
 # Same inputs give the same bytes: every timestamp is SOURCE_DATE_EPOCH (default: the kernel
@@ -26,18 +28,20 @@ need_tool() { command -v "$1" >/dev/null 2>&1 || die "building the demo image ne
 OUT=''
 CACHE=${KILN_RAMDISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/ramdisk}
 KERNEL_PACKAGE=linux-image-amd64
+IF_MISSING=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
     --cache) CACHE=$2; shift 2 ;;
     --kernel-package) KERNEL_PACKAGE=$2; shift 2 ;;
+    --if-missing) IF_MISSING=1; shift ;;
     -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
 [ -n "$OUT" ] || die "--out FILE is required"
 for t in apt-get:apt dpkg-deb:dpkg depmod:kmod modprobe:kmod cpio:cpio gzip:gzip sfdisk:fdisk \
-  mkfs.vfat:dosfstools mcopy:mtools mmd:mtools syslinux:syslinux sha256sum:coreutils; do
+  mkfs.vfat:dosfstools mcopy:mtools mmd:mtools syslinux:syslinux sha256sum:coreutils flock:util-linux; do
   need_tool "${t%%:*}" "${t#*:}"
 done
 MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
@@ -45,6 +49,12 @@ MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
 
 mkdir -p "$CACHE/tmp" "$(dirname "$OUT")"
 CACHE=$(cd "$CACHE" && pwd)
+exec 9>"$CACHE/demo-image.lock"
+flock 9
+if [ "$IF_MISSING" = 1 ] && [ -f "$OUT" ] && [ -f "$OUT.json" ]; then
+  log "$OUT is already built"
+  exit 0
+fi
 WORK=$(mktemp -d "$CACHE/tmp/demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
@@ -119,8 +129,11 @@ dd if="$PART" of="$DISK" bs=1M seek=1 conv=notrunc status=none
 
 SHA=$(sha256sum "$DISK" | cut -d' ' -f1)
 SIZE=$(stat -c %s "$DISK")
-mv "$DISK" "$OUT"
+rm -f "$OUT.json"
+cp "$DISK" "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
 printf '%s  %s\n' "$SHA" "$(basename "$OUT")" >"$OUT.sha256"
 printf '{"file":"%s","size":%d,"sha256":"%s","kernel":"%s","kernelPackage":"%s","epoch":%d,"initrdBytes":%d}\n' \
-  "$(basename "$OUT")" "$SIZE" "$SHA" "$KVER" "$KPKG" "$EPOCH" "$(stat -c %s "$WORK/initrd.img")" >"$OUT.json"
+  "$(basename "$OUT")" "$SIZE" "$SHA" "$KVER" "$KPKG" "$EPOCH" "$(stat -c %s "$WORK/initrd.img")" >"$OUT.json.tmp"
+mv "$OUT.json.tmp" "$OUT.json"
 log "built $OUT: $SIZE bytes, sha256 $SHA (kernel $KVER)"
