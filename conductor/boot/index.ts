@@ -59,7 +59,8 @@ export async function startBootServices(
   let tftp: TftpServer | null = null;
   if (config.tftp.enabled !== false) {
     try {
-      const addresses = config.tftp.addresses ?? config.dhcp.interfaces.map(interfaceAddress);
+      const addresses =
+        config.tftp.addresses ?? (await Promise.all(config.dhcp.interfaces.map(interfaceAddress)));
       if (addresses.length === 0) {
         throw new KilnError(
           'CONFIG_INVALID',

@@ -1,8 +1,10 @@
 // The DHCP server: sockets, one per configured interface, each restricted to its interface with
 // SO_BINDTODEVICE (see bind-device.ts for why and how). Every datagram is parsed and handed to the
 // mode's handler; nothing a client sends can throw out of here.
+import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
 import { KilnError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { bindToDevice } from './bind-device.ts';
@@ -20,6 +22,8 @@ import { DhcpParseError, encodePacket, parsePacket } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import { LeasePool } from './pool.ts';
 import { Subnet, type SubnetConfig } from './subnet.ts';
+
+const pexec = promisify(execFile);
 
 export type DhcpMode = 'full' | 'proxy' | 'off';
 
@@ -58,22 +62,31 @@ export interface DhcpServer {
   stop(): Promise<void>;
 }
 
-export function interfaceAddress(name: string): string {
-  const addrs = networkInterfaces()[name];
-  if (!addrs) {
+/**
+ * The first IPv4 address of an interface. Node's list leaves out interfaces without carrier (a
+ * tap before its VM starts, a NIC with the cable out), so those are asked of iproute2: the DHCP
+ * socket can be bound before the link comes up.
+ */
+export async function interfaceAddress(name: string): Promise<string> {
+  const v4 = networkInterfaces()[name]?.find((a) => a.family === 'IPv4');
+  if (v4) return v4.address;
+  let out: string;
+  try {
+    out = (await pexec('ip', ['-4', '-o', 'addr', 'show', 'dev', name], { timeout: 10_000 })).stdout;
+  } catch {
     throw new KilnError(
       'CONFIG_INVALID',
-      `DHCP interface ${name} does not exist; check boot.dhcp.interfaces (ip -br link)`,
+      `boot interface ${name} does not exist; check boot.dhcp.interfaces (ip -br link)`,
     );
   }
-  const v4 = addrs.find((a) => a.family === 'IPv4');
-  if (!v4) {
+  const m = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+  if (!m) {
     throw new KilnError(
       'CONFIG_INVALID',
-      `DHCP interface ${name} has no IPv4 address; add one (ip addr add …) or drop it from boot.dhcp.interfaces`,
+      `boot interface ${name} has no IPv4 address; add one (ip addr add …) or drop it from boot.dhcp.interfaces`,
     );
   }
-  return v4.address;
+  return m[1]!;
 }
 
 function bindSocket(port: number, address: string): Promise<dgram.Socket> {
@@ -171,7 +184,7 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
 
   try {
     for (const name of config.interfaces) {
-      const address = interfaceAddress(name);
+      const address = await interfaceAddress(name);
       addresses[name] = address;
       const iface = { name, address };
       const s = await bindSocket(ports.server, '0.0.0.0');
