@@ -16,7 +16,7 @@ import { CommandRegistry } from './commands/registry.ts';
 import { standbyExtension } from './commands/standby.ts';
 import { stepsExtension } from './commands/step-commands.ts';
 import { StepTable } from './commands/steps.ts';
-import { testExtension } from './commands/test-commands.ts';
+import { implementTestSteps, testExtension } from './commands/test-commands.ts';
 import type { CommandExtension } from './commands/types.ts';
 import type { AgentSettings } from './config.ts';
 import { run as defaultRun } from './exec.ts';
@@ -117,6 +117,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     });
 
   const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
+  if (s.testCommands) implementTestSteps(tables);
   opts.configureSteps?.(tables);
   const inventory = () =>
     collectInventory({
