@@ -19,7 +19,7 @@ import {
   Opt,
   PxeOpt,
 } from './options.ts';
-import { BOOTREPLY, BOOTREQUEST, type DhcpPacket, FLAG_BROADCAST } from './packet.ts';
+import { BOOTREPLY, BOOTREQUEST, type DhcpPacket, FLAG_BROADCAST, macOf } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import type { LeasePool } from './pool.ts';
 import { ipToInt, type Subnet } from './subnet.ts';
@@ -190,9 +190,7 @@ function finish(
     ...destination(req, type, meta, ports),
     summary: {
       type: name,
-      mac: [...req.chaddr.subarray(0, Math.min(req.hlen || 6, 16))]
-        .map((b) => b.toString(16).padStart(2, '0'))
-        .join(':'),
+      mac: macOf(req),
       yiaddr: reply.yiaddr !== ZERO ? reply.yiaddr : undefined,
       file: target?.file,
       boot: target?.kind,
