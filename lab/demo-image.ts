@@ -7,7 +7,15 @@
 //   KILN-DEMO-NO-CONFIGDRIVE uptime=<s>
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -73,6 +81,11 @@ export async function buildDemoImage(opts: DemoImageOptions = {}): Promise<DemoI
     if (opts.downloadCache) args.push('--cache', opts.downloadCache);
     await run('bash', args, { timeoutMs: 15 * 60_000 });
     log.info({ path: out, ms: Date.now() - started }, 'demo image built');
+    // Images of older inputs are never used again.
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith('kiln-demo-') && !f.startsWith(`kiln-demo-${key}.`))
+        rmSync(join(dir, f), { force: true });
+    }
   }
   const meta = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
     size: number;

@@ -12,6 +12,7 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { run as defaultRun, type Runner } from '../shared/exec.ts';
 import type { Logger } from '../shared/log.ts';
@@ -82,6 +83,8 @@ export class Vm {
   readonly tap: string;
   readonly diskPath: string;
   readonly consolePath: string;
+  /** Interactive serial console (unix socket; `node lab/console-attach.mjs <socket>`). */
+  readonly consoleSocket: string;
   readonly qmpSocket: string;
   /** The power script: `<powerScript> on|off|soft|reset|status|bootdev ...`. */
   readonly powerScript: string;
@@ -93,7 +96,7 @@ export class Vm {
   constructor(
     spec: VmSpec,
     accel: Accel,
-    paths: { disk: string; console: string; qmp: string; power: string },
+    paths: { disk: string; console: string; consoleSocket: string; qmp: string; power: string },
   ) {
     this.name = spec.name;
     this.dir = spec.dir;
@@ -102,6 +105,7 @@ export class Vm {
     this.accel = accel;
     this.diskPath = paths.disk;
     this.consolePath = paths.console;
+    this.consoleSocket = paths.consoleSocket;
     this.qmpSocket = paths.qmp;
     this.powerScript = paths.power;
     this.run = spec.run ?? defaultRun;
@@ -212,6 +216,21 @@ export class Vm {
     }
   }
 
+  /** Type text on the VM's serial console (e.g. "uname -a\r"). The VM must be on. */
+  async sendConsole(text: string): Promise<void> {
+    await new Promise<void>((res, rej) => {
+      const s = createConnection(this.consoleSocket);
+      s.once('error', (e) =>
+        rej(
+          new VmError(
+            `VM ${this.name}: console socket ${this.consoleSocket}: ${e.message}; is it powered on?`,
+          ),
+        ),
+      );
+      s.once('connect', () => s.end(text, () => res()));
+    });
+  }
+
   /** Stop QEMU now, synchronously (teardown path; no guest shutdown). */
   killNow(): void {
     stopPidFile(join(this.dir, 'qemu.pid'), this.qmpSocket, 3000);
@@ -257,6 +276,7 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
     truncateSync(disk, spec.diskBytes ?? 2 * 1024 ** 3);
   }
   const consolePath = join(dir, 'console.log');
+  const consoleSocket = join(dir, 'console.sock');
 
   const args = [
     '-name',
@@ -276,8 +296,10 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
     '-nographic',
     '-monitor',
     'none',
+    // The serial port is a unix socket one can attach to (console-attach.mjs) and, whether or
+    // not anyone is attached, is also appended to the console log.
     '-chardev',
-    `file,id=ser0,path=${consolePath},append=on`,
+    `socket,id=ser0,path=${consoleSocket},server=on,wait=off,logfile=${consolePath},logappend=on`,
     '-serial',
     'chardev:ser0',
     '-qmp',
@@ -312,5 +334,5 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
     join(dir, 'vm.json'),
     `${JSON.stringify({ name: spec.name, mac: spec.mac, tap: spec.tap, accel, qemu, args }, null, 2)}\n`,
   );
-  return new Vm({ ...spec, dir }, accel, { disk, console: consolePath, qmp, power });
+  return new Vm({ ...spec, dir }, accel, { disk, console: consolePath, consoleSocket, qmp, power });
 }

@@ -106,6 +106,10 @@ describe('lab VM + IPMI vBMC', { timeout: 240_000 }, () => {
     assert.doesNotMatch(out, /Configuring \(net0/);
     assert.match(readFileSync(join(vm!.dir, 'power.log'), 'utf8'), /start boot=order=cn/);
     process.stderr.write(`# power cycle -> demo OS marker in ${Date.now() - started} ms\n`);
+    // The serial console is interactive too: the demo OS's shell answers on it.
+    const typed = vm!.consoleMark();
+    await vm!.sendConsole('echo KILN-TYPED-$((6*7))\r');
+    await vm!.waitForConsole(/KILN-TYPED-42/, { since: typed, timeoutMs: 20_000 });
     const sets = bmc!.calls().filter((c) => c.startsWith('set'));
     process.stderr.write(`# chassis_control calls: ${sets.join(', ')}\n`);
     assert.ok(sets.indexOf('set boot default') > sets.indexOf('set boot pxe'));
