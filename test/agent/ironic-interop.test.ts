@@ -60,7 +60,8 @@ async function waitState(n: string, want: string, timeoutMs = 60_000) {
 }
 
 before(async () => {
-  bundle = await buildAgent();
+  // Each test file bundles into its own folder: files run in parallel and must not race on dist/.
+  bundle = await buildAgent(join(procs.tempDir('kiln-agent-bundle-'), 'agent.mjs'));
   const dir = procs.tempDir('kiln-ironic-');
   const [apiPort, rpcPort] = [await freePort(), await freePort()];
   api = `http://127.0.0.1:${apiPort}`;

@@ -26,7 +26,8 @@ const client = new AgentClient({ log: silentLogger(), retryDelayMs: 100, pollInt
 let bundle: string;
 
 before(async () => {
-  bundle = await buildAgent();
+  // Each test file bundles into its own folder: files run in parallel and must not race on dist/.
+  bundle = await buildAgent(join(procs.tempDir('kiln-agent-bundle-'), 'agent.mjs'));
 });
 after(async () => {
   await client.close();
