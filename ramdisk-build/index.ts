@@ -17,7 +17,23 @@ export { RamdiskManifestSchema } from './manifest.ts';
 export type Compression = 'zstd' | 'xz' | 'gzip';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'gzip'];
 
-export const BUILD_SCRIPT = join(import.meta.dirname, 'build.sh');
+/**
+ * build.sh beside this module, or, once this module is bundled into dist/kiln.mjs, in the
+ * package's ramdisk-build/ folder next to dist/.
+ */
+export function buildScriptPath(here: string = import.meta.dirname): string {
+  const candidates = [join(here, 'build.sh'), join(here, '..', 'ramdisk-build', 'build.sh')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new KilnError('INTERNAL', `ramdisk build script not found (looked at ${candidates.join(', ')})`);
+  }
+  return found;
+}
+
+/** dist/agent.mjs of this Kiln checkout or installation (same path from ramdisk-build/ and dist/). */
+export function defaultAgentPath(here: string = import.meta.dirname): string {
+  return resolve(here, '..', 'dist', 'agent.mjs');
+}
 
 export interface BuildRamdiskOptions {
   /** Where kernel, initramfs and manifest.json are written (created if missing). */
@@ -69,7 +85,8 @@ export async function buildRamdisk(opts: BuildRamdiskOptions): Promise<BuildRamd
       `compression ${compression} is not one of ${COMPRESSIONS.join(', ')}`,
     );
   }
-  const args = [BUILD_SCRIPT, '--out', outDir, '--agent', agentPath, '--cache', cacheDir];
+  const script = buildScriptPath();
+  const args = [script, '--out', outDir, '--agent', agentPath, '--cache', cacheDir];
   args.push('--compression', compression);
   if (opts.nodeVersion) args.push('--node-version', opts.nodeVersion);
   if (opts.kernelPackage) args.push('--kernel-package', opts.kernelPackage);
@@ -129,7 +146,7 @@ function runScript(
       else log.debug({ output: l }, 'ramdisk build output');
     });
     child.on('error', (e) =>
-      reject(new KilnError('INTERNAL', `cannot run ${BUILD_SCRIPT} with bash: ${e.message}`, { cause: e })),
+      reject(new KilnError('INTERNAL', `cannot run ${args[0]} with bash: ${e.message}`, { cause: e })),
     );
     child.on('close', (code) => resolvePromise({ code: code ?? 1, stdout, stderrTail }));
   });
