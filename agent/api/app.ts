@@ -139,7 +139,7 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
   router.get(['/v1/commands/:id', '/commands/:id'], async (ctx) => {
     checkGetToken(ctx);
     const run = deps.executor.get(ctx.params.id!);
-    if (!run) throw werkzeugFault(404, `The requested URL was not found on the server.`);
+    if (!run) throw new HttpFault(404, `Not found: Command with id ${ctx.params.id} not found.`);
     if (queryString(ctx, 'wait')?.toLowerCase() === 'true') await run.done;
     ctx.body = run.serialize(deps.withProgress());
   });

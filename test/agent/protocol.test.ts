@@ -227,6 +227,12 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     for (const p of ['/v1/commands', '/v1/commands/', '/commands/', '/v1/status', '/status']) {
       assert.equal((await fetch(`${url}${p}`)).status, 200, p);
     }
+    const missing = await fetch(`${url}/v1/commands/no-such-id`);
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), {
+      faultcode: 'Client',
+      faultstring: 'Not found: Command with id no-such-id not found.',
+    });
     const root = (await (await fetch(`${url}/`)).json()) as { default_version: { id: string } };
     assert.equal(root.default_version.id, 'v1');
     const status = (await (await fetch(`${url}/v1/status`)).json()) as {
