@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/log.ts';
 import { silentLogger } from '../shared/log.ts';
 import { onTeardown, type Registration } from './cleanup.ts';
-import { pidRunning, readPidFile, sleepSync, stopPidFile } from './proc.ts';
+import { findProcesses, pidRunning, readPidFile, sleepSync, stopPidFile, stopPids } from './proc.ts';
 
 export interface LabNetworkOptions {
   /** Lab number n (0–255): bridge kiln-lab<n>, subnet 172.30.<n>.0/24, ULA fd6b:696c:6e00:<n>::/64. */
@@ -115,6 +115,8 @@ const RADVD_MARKER = (bridge: string) => `radvd-${bridge}.conf`;
  */
 export function cleanupLabNetwork(bridge: string, stateDir: string): void {
   stopPidFile(join(stateDir, 'radvd.pid'), RADVD_MARKER(bridge), 3000);
+  // A run with another state folder may have left its radvd for this bridge too.
+  stopPids(findProcesses('radvd', RADVD_MARKER(bridge)), RADVD_MARKER(bridge));
   for (const link of linksOf(bridge)) ip(['link', 'del', 'dev', link], { allowFail: true });
   if (linkExists(bridge)) ip(['link', 'del', 'dev', bridge], { allowFail: true });
 }

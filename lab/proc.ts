@@ -2,7 +2,7 @@
 // script, possibly from ipmi_sim), so they are tracked by pid files. A pid is only trusted when
 // /proc/<pid>/cmdline still contains a marker unique to the lab object that wrote it: a pid file
 // left by a crashed run must never make us signal an unrelated process that reused the number.
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 
 /** Sleep without the event loop, for teardown steps that must be synchronous. */
 export function sleepSync(ms: number): void {
@@ -60,4 +60,35 @@ export function stopPidFile(pidFile: string, marker: string, graceMs = 5000): bo
   }
   rmSync(pidFile, { force: true });
   return signalled;
+}
+
+/** Pids of running processes whose command line contains every one of markers. */
+export function findProcesses(...markers: string[]): number[] {
+  const found: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    const pid = Number(e);
+    if (markers.every((m) => pidRunning(pid, m))) found.push(pid);
+  }
+  return found;
+}
+
+/** SIGTERM, then SIGKILL after graceMs, every pid that still carries marker. */
+export function stopPids(pids: number[], marker: string, graceMs = 3000): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (pids.some((p) => pidRunning(p, marker)) && Date.now() < deadline) sleepSync(50);
+  for (const pid of pids.filter((p) => pidRunning(p, marker))) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }

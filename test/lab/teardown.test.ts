@@ -102,9 +102,12 @@ describe('lab teardown', { timeout: 120_000 }, () => {
     assert.ok(alive(ready.ipmiSim));
     assert.equal(cleanupStaleVm(join(dir, 'sig0')), true);
     cleanupStaleVbmc(join(dir, 'bmc'));
-    // Creating the same lab again starts from a clean slate (stale radvd, taps and bridge removed).
-    const net = createLabNetwork({ index, stateDir: join(dir, 'net'), routerAdvertisements: false });
+    // Creating the same lab again starts from a clean slate: stale taps, bridge and radvd are
+    // removed, the radvd even though this run keeps its state in another folder.
+    assert.ok(ready.radvd === null || alive(ready.radvd));
+    const net = createLabNetwork({ index, stateDir: join(dir, 'net-next'), routerAdvertisements: false });
     assert.deepEqual(linksStartingWith(`${ready.bridge}-`), []);
+    if (ready.radvd) assert.equal(alive(ready.radvd), false, 'stale radvd survived');
     net.down();
     cleanupLabNetwork(ready.bridge, join(dir, 'net'));
     assertAllGone(ready, dir);
