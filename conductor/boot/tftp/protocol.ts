@@ -44,6 +44,14 @@ export function parseRequest(buf: Buffer): ParsedRequest {
   return { ok: true, req: { op, filename, mode: mode.toLowerCase(), options } };
 }
 
+/** The 4-byte DATA header; the payload is sent after it without copying. */
+export function dataHeader(block: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt16BE(Op.DATA, 0);
+  b.writeUInt16BE(block & 0xffff, 2);
+  return b;
+}
+
 export function dataPacket(block: number, payload: Buffer): Buffer {
   const b = Buffer.allocUnsafe(4 + payload.length);
   b.writeUInt16BE(Op.DATA, 0);

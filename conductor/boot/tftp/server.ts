@@ -75,22 +75,25 @@ class FileCache {
         }
       }
       const data = e.data;
-      return { source: async (off, len) => data.subarray(off, off + len), close: async () => {} };
+      return { source: (off, len) => data.subarray(off, off + len), close: async () => {} };
     }
     const fh = await open(path, 'r');
     // Read ahead in chunks of at least 1 MiB so lock-step transfers don't do a syscall per block.
     let chunk = Buffer.alloc(0);
     let chunkOff = 0;
     return {
-      source: async (off, len) => {
-        if (off < chunkOff || off + len > chunkOff + chunk.length) {
+      source: (off, len) => {
+        const end = Math.min(off + len, size);
+        if (off >= chunkOff && end <= chunkOff + chunk.length)
+          return chunk.subarray(off - chunkOff, end - chunkOff);
+        return (async () => {
           const want = Math.max(len, 1 << 20);
           const buf = Buffer.allocUnsafe(want);
           const { bytesRead } = await fh.read(buf, 0, want, off);
           chunk = buf.subarray(0, bytesRead);
           chunkOff = off;
-        }
-        return chunk.subarray(off - chunkOff, off - chunkOff + len);
+          return chunk.subarray(0, Math.min(len, bytesRead));
+        })();
       },
       close: () => fh.close(),
     };

@@ -2,10 +2,10 @@
 // socket connected to the client's address and port, so the kernel drops packets from any other
 // TID. Block numbers wrap to 0 after 65535 (the common rollover that tftp-hpa and iPXE accept).
 import type { Socket } from 'node:dgram';
-import { dataPacket, ErrorCode, errorPacket, type Negotiated, Op, oackPacket } from './protocol.ts';
+import { dataHeader, ErrorCode, errorPacket, type Negotiated, Op, oackPacket } from './protocol.ts';
 
 /** Reads `length` bytes at `offset`; shorter only at the end of the file. */
-export type BlockSource = (offset: number, length: number) => Promise<Buffer>;
+export type BlockSource = (offset: number, length: number) => Buffer | Promise<Buffer>;
 
 export interface TransferOptions {
   socket: Socket;
@@ -25,6 +25,7 @@ export class Transfer {
   private awaitingOack: boolean;
   private retriesLeft: number;
   private timer: NodeJS.Timeout | null = null;
+  private deadline = 0;
   private generation = 0;
   private finished = false;
   private lastSend: () => void = () => {};
@@ -44,7 +45,7 @@ export class Transfer {
       this.lastSend();
       this.arm();
     } else {
-      void this.sendWindow();
+      this.sendWindow();
     }
   }
 
@@ -69,7 +70,7 @@ export class Transfer {
       if (n !== 0) return;
       this.awaitingOack = false;
       this.retriesLeft = this.o.retries;
-      void this.sendWindow();
+      this.sendWindow();
       return;
     }
     // Map the 16-bit number onto the blocks in flight; anything else is stale or a duplicate of
@@ -90,26 +91,36 @@ export class Transfer {
       return;
     }
     // A mid-window ACK means the client lost what followed: RFC 7440 says resend from there.
-    void this.sendWindow();
+    this.sendWindow();
   }
 
-  private async sendWindow(): Promise<void> {
+  private sendWindow(): void {
     const gen = ++this.generation;
     const { blksize, windowsize } = this.o.negotiated;
     const first = this.base;
     const last = Math.min(first + windowsize - 1, this.total);
-    let data: Buffer;
+    const fail = (err: unknown) => this.abort(`read failed: ${(err as Error).message}`);
+    let data: Buffer | Promise<Buffer>;
     try {
-      data = await this.o.source((first - 1) * blksize, (last - first + 1) * blksize);
+      data = this.o.source((first - 1) * blksize, (last - first + 1) * blksize);
     } catch (err) {
-      this.abort(`read failed: ${(err as Error).message}`);
+      fail(err);
       return;
     }
+    // Cached blocks come back synchronously: lock-step throughput is one round trip per block,
+    // so a promise hop per block would show.
+    if (data instanceof Promise) data.then((d) => this.emitWindow(gen, first, last, d), fail);
+    else this.emitWindow(gen, first, last, data);
+  }
+
+  private emitWindow(gen: number, first: number, last: number, data: Buffer): void {
     if (gen !== this.generation || this.finished) return;
-    const packets: Buffer[] = [];
+    const { blksize } = this.o.negotiated;
+    // Header and payload go out as a two-buffer list: no copy of the block.
+    const packets: Buffer[][] = [];
     for (let b = first; b <= last; b++) {
       const off = (b - first) * blksize;
-      packets.push(dataPacket(b, data.subarray(off, Math.min(off + blksize, data.length))));
+      packets.push([dataHeader(b), data.subarray(off, Math.min(off + blksize, data.length))]);
     }
     this.sentUpTo = last;
     this.lastSend = () => {
@@ -119,20 +130,28 @@ export class Transfer {
     this.arm();
   }
 
+  /** Pushes the retransmission deadline out; one timer per transfer, re-armed only when it fires early. */
   private arm(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.deadline = performance.now() + this.o.negotiated.timeoutMs;
+    if (!this.timer) this.schedule(this.o.negotiated.timeoutMs);
+  }
+
+  private schedule(ms: number): void {
     this.timer = setTimeout(() => {
+      this.timer = null;
       if (this.finished) return;
+      const left = this.deadline - performance.now();
+      if (left > 1) return this.schedule(left);
       if (--this.retriesLeft < 0) {
         this.finish({ ok: false, reason: `client stopped acknowledging at block ${this.base}` });
         return;
       }
       this.lastSend();
       this.arm();
-    }, this.o.negotiated.timeoutMs);
+    }, ms);
   }
 
-  private send(b: Buffer): void {
+  private send(b: Buffer | Buffer[]): void {
     try {
       this.o.socket.send(b);
     } catch {
