@@ -6,7 +6,8 @@
 #
 # Writes FILE (raw disk image), FILE.sha256 and FILE.json (size, sha256, kernel), the .json last:
 # it marks a complete image. With --if-missing, an existing FILE + FILE.json is kept as it is.
-# Builds sharing a download cache take turns (flock), so parallel test runs don't race on it.
+# Builds sharing a download cache take turns on $CACHE/fetch.lock (flock), so parallel test runs
+# (and a ramdisk build that takes the same lock) never unpack the same package at once.
 # Downloads (apt-get download, never installed) are shared with the ramdisk build: same cache
 # folder, same helper functions. Nothing is mounted, so no root or loop devices are needed.
 # Same inputs give the same bytes: every timestamp is SOURCE_DATE_EPOCH (default: the kernel
@@ -49,7 +50,7 @@ MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
 
 mkdir -p "$CACHE/tmp" "$(dirname "$OUT")"
 CACHE=$(cd "$CACHE" && pwd)
-exec 9>"$CACHE/demo-image.lock"
+exec 9>"$CACHE/fetch.lock"
 flock 9
 if [ "$IF_MISSING" = 1 ] && [ -f "$OUT" ] && [ -f "$OUT.json" ]; then
   log "$OUT is already built"
