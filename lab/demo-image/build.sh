@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --cache) CACHE=$2; shift 2 ;;
     --kernel-package) KERNEL_PACKAGE=$2; shift 2 ;;
     --if-missing) IF_MISSING=1; shift ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
