@@ -61,6 +61,7 @@ export interface FullDeps extends BootDeps {
 }
 
 const ZERO = '0.0.0.0';
+const exhaustedWarned = new WeakMap<Subnet, number>();
 
 function baseReply(req: DhcpPacket, type: number, serverIp: string): DhcpPacket {
   return {
@@ -233,7 +234,15 @@ export async function handleFull(req: DhcpPacket, meta: PacketMeta, deps: FullDe
     case MessageType.DISCOVER: {
       const ip = deps.pool.offer(info.mac, subnet, requestedIp);
       if (!ip) {
-        deps.log.warn({ mac: info.mac, subnet: subnet.config.cidr }, 'address pool exhausted; no offer made');
+        // Once per subnet per minute: a flood of new MACs must not turn into a flood of log lines.
+        const now = Date.now();
+        if ((exhaustedWarned.get(subnet) ?? 0) + 60_000 < now) {
+          exhaustedWarned.set(subnet, now);
+          deps.log.warn(
+            { mac: info.mac, subnet: subnet.config.cidr },
+            'address pool exhausted; no offer made (widen the range or shorten leaseTime)',
+          );
+        }
         return null;
       }
       const reply = baseReply(req, MessageType.OFFER, serverIp);
@@ -271,7 +280,7 @@ export async function handleFull(req: DhcpPacket, meta: PacketMeta, deps: FullDe
     }
     case MessageType.DECLINE:
       if (requestedIp) deps.pool.decline(info.mac, requestedIp);
-      deps.log.warn({ mac: info.mac, ip: requestedIp }, 'client declined an address (in use on the wire?)');
+      deps.log.info({ mac: info.mac, ip: requestedIp }, 'client declined an address (in use on the wire?)');
       return null;
     case MessageType.RELEASE:
       deps.pool.release(info.mac, req.ciaddr);

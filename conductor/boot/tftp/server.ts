@@ -177,7 +177,9 @@ export async function startTftpServer(config: TftpConfig, deps: { log: Logger })
         active.delete(peer);
         stats.active = active.size;
         slot.socket.close();
-        log.info({ peer, file: req.filename, reason: r.reason }, 'refused TFTP read request');
+        if (r.code === 'denied')
+          log.info({ peer, file: req.filename, reason: r.reason }, 'refused TFTP read request');
+        else log.debug({ peer, file: req.filename }, 'TFTP file not found');
         return refuse(
           listener,
           rinfo,
