@@ -6,11 +6,11 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { Runner } from '../shared/exec.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
-import type { KilnProgress } from '../shared/wire/ipa.ts';
+import type { InventoryInterface, KilnProgress } from '../shared/wire/ipa.ts';
 import { callbackUrl, detectAdvertiseHost } from './advertise.ts';
 import type { TokenState } from './api/app.ts';
 import { CommandExecutor } from './commands/executor.ts';
-import { logExtension } from './commands/log.ts';
+import { collectSystemLogs, logExtension } from './commands/log.ts';
 import { pollExtension } from './commands/poll.ts';
 import { CommandRegistry } from './commands/registry.ts';
 import { standbyExtension } from './commands/standby.ts';
@@ -22,6 +22,7 @@ import type { AgentSettings } from './config.ts';
 import { run as defaultRun } from './exec.ts';
 import { Heartbeater } from './heartbeat.ts';
 import { type HttpClient, request } from './http.ts';
+import { callInspector } from './inspect.ts';
 import { collectInventory } from './inventory/index.ts';
 import { physicalNics } from './inventory/interfaces.ts';
 import { IronicApiClient } from './ironic-api.ts';
@@ -54,6 +55,23 @@ export interface AgentHandle {
   stop(code?: number): Promise<void>;
   /** Set once the API listens. */
   readonly state: { nodeUuid: string | null; callbackUrl: string | null; port: number | null };
+}
+
+function overrideNic(mac: string, i: number): InventoryInterface {
+  return {
+    name: `kiln${i}`,
+    mac_address: mac,
+    ipv4_address: null,
+    ipv6_address: null,
+    has_carrier: true,
+    lldp: null,
+    vendor: null,
+    product: null,
+    client_id: null,
+    biosdevname: null,
+    speed_mbps: null,
+    driver: null,
+  };
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
@@ -119,12 +137,16 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
   if (s.testCommands) implementTestSteps(tables);
   opts.configureSteps?.(tables);
-  const inventory = () =>
-    collectInventory({
+  const inventory = async () => {
+    const inv = await collectInventory({
       log,
       run,
       settings: { collectLldp: s.collectLldp, lldpTimeoutS: s.lldpTimeoutS, bootif: s.bootif },
     });
+    // Development: several agents on one machine stand for machines with these NICs.
+    if (s.macs.length) inv.interfaces = s.macs.map((mac, i) => overrideNic(mac, i));
+    return inv;
+  };
   const registry = new CommandRegistry([
     stepsExtension(tables.clean),
     stepsExtension(tables.deploy),
@@ -171,6 +193,25 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     log.info({ version: AGENT_VERSION, api: s.apiUrl }, 'kiln agent starting');
     if (s.hardwareInitializationDelayS > 0)
       await new Promise((r) => setTimeout(r, s.hardwareInitializationDelayS * 1000));
+    let nodeUuid: string | null = null;
+    if (s.inspectionCallbackUrl) {
+      const inv = await inventory();
+      let logs: string | undefined;
+      try {
+        logs = (await collectSystemLogs({ run, agentLog: () => buffer.text() })).archive.toString('base64');
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'could not collect logs for inspection');
+      }
+      nodeUuid = await callInspector({
+        url: s.inspectionCallbackUrl,
+        inventory: inv,
+        bootif: s.bootif,
+        logs,
+        http,
+        log,
+        insecure: s.insecure,
+      });
+    }
     if (!s.apiUrl) {
       log.warn({}, 'no ipa-api-url: serving the agent API without lookup or heartbeats (standalone)');
       await serve();
@@ -190,6 +231,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     const found = await lookupNode({
       api,
       macs,
+      nodeUuid,
       timeoutS: s.lookupTimeoutS,
       intervalS: s.lookupIntervalS,
       log,

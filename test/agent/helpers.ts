@@ -93,6 +93,7 @@ export interface ConductorProc {
       at: number;
       method: string;
       path: string;
+      query: string;
       version: string | null;
       body: unknown;
       status: number;

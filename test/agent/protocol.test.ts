@@ -253,6 +253,51 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     assert.ok(agent.lines.some((l) => /disks synced; powering off/.test(String(l.msg))));
   });
 
+  test('inspection call-back first, then lookup by the UUID it returned', async () => {
+    const dir = procs.tempDir();
+    const c = await startConductor(procs, { db: join(dir, 'kiln.db'), heartbeatTimeoutS: 60 });
+    const mac = testMac(700);
+    const a = startAgent(procs, {
+      bundle,
+      args: [
+        '--api-url',
+        c.url,
+        '--inspection-callback-url',
+        `${c.url}/v1/continue`,
+        '--mac',
+        mac,
+        '--bootif',
+        `01-${mac.replace(/:/g, '-')}`,
+      ],
+      env: {
+        KILN_AGENT_LISTEN_HOST: '127.0.0.1',
+        KILN_AGENT_LISTEN_PORT: '0',
+        KILN_AGENT_ADVERTISE_HOST: '127.0.0.1',
+      },
+    });
+    await a.waitForLog(/heartbeating/);
+    const { seen } = await c.seen();
+    const post = seen.find((s) => s.path === '/v1/continue')!;
+    const body = post.body as Record<string, unknown> & {
+      inventory: { interfaces: { mac_address: string }[] };
+    };
+    assert.deepEqual(
+      body.inventory.interfaces.map((i) => i.mac_address),
+      [mac],
+    );
+    assert.equal(body.boot_interface, `01-${mac.replace(/:/g, '-')}`);
+    assert.deepEqual((body.configuration as { managers: unknown }).managers, [
+      { name: 'generic_hardware_manager', version: '1.1' },
+    ]);
+    assert.equal(typeof body.logs, 'string');
+    assert.ok('root_disk' in body);
+    const lookup = seen.find((s) => s.path === '/v1/lookup')!;
+    const uuid = new URLSearchParams(lookup.query).get('node_uuid');
+    assert.match(uuid ?? '', /^[0-9a-f-]{36}$/);
+    assert.equal(lookup.status, 200);
+    assert.ok((await c.node(uuid!)).driver_internal_info.agent_url);
+  });
+
   test('live progress goes only to a conductor that advertises it', async () => {
     const dir = procs.tempDir();
     for (const stock of [false, true]) {

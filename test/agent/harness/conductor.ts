@@ -30,6 +30,7 @@ interface Seen {
   at: number;
   method: string;
   path: string;
+  query: string;
   version: string | null;
   body: unknown;
   status: number;
@@ -58,6 +59,7 @@ app.use(async (ctx, next) => {
       at,
       method: ctx.method,
       path: ctx.path,
+      query: ctx.querystring,
       version: ctx.get('X-OpenStack-Ironic-API-Version') || null,
       body: (ctx.request as { body?: unknown }).body ?? null,
       status: ctx.status,
@@ -99,6 +101,28 @@ test.get('/seen', (ctx) => {
   ctx.body = { seen, heartbeats_handled: heartbeatsHandled };
 });
 
+// A stand-in for the enrollment call-back: known MACs name their node, unknown ones get a new
+// node waiting for inspection.
+const inspection = new Router();
+inspection.post('/v1/continue', async (ctx) => {
+  const body = (ctx.request as { body?: unknown }).body as {
+    inventory?: { interfaces?: { mac_address: string }[] };
+  };
+  const macs = (body.inventory?.interfaces ?? []).map((i) => i.mac_address);
+  for (const mac of macs) {
+    const port = await store.ports.getByAddress(mac);
+    if (port) {
+      ctx.body = { uuid: port.node_uuid };
+      return;
+    }
+  }
+  const uuid = crypto.randomUUID();
+  await store.nodes.create({ uuid, driver: 'fake', provision_state: 'inspect wait' });
+  for (const mac of macs)
+    await store.ports.create({ uuid: crypto.randomUUID(), address: mac, node_uuid: uuid });
+  ctx.body = { uuid };
+});
+
 const stockVersion = new Router();
 stockVersion.get('/', (ctx) => {
   const v = {
@@ -121,7 +145,7 @@ const ramdisk = createRamdiskRouter({
   },
 });
 
-for (const r of [values.stock ? stockVersion : versionRouter(), ramdisk, test]) {
+for (const r of [values.stock ? stockVersion : versionRouter(), ramdisk, inspection, test]) {
   app.use(r.routes());
   app.use(r.allowedMethods());
 }
