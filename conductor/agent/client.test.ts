@@ -1,9 +1,14 @@
 // Client rules at the HTTP seam: a small loopback server stands in for the agent where the real
 // one can't be made to misbehave on cue (slow answers, refused connections).
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { run } from '../../shared/exec.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { CommandRecord } from '../../shared/wire/ipa.ts';
 import { AgentClient, completedCommand, flattenSteps } from './client.ts';
@@ -125,4 +130,48 @@ test('errors: busy is CONFLICT, other faults AGENT_ERROR naming node and URL, 3 
   assert.ok(Date.now() - started >= 20, 'retried with a delay');
   await assert.rejects(c.listCommands({ uuid: 'n3', driver_internal_info: {} }), /has no agent URL/);
   await c.close();
+});
+
+test('an HTTPS agent is trusted through the certificate it sent with its heartbeat', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-agent-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // What IPA's auto-TLS makes: an EC P-256 key and a self-signed certificate for the callback IP.
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=ramdisk',
+    '-addext',
+    'subjectAltName=critical,IP:127.0.0.1',
+    '-keyout',
+    join(dir, 'agent.key'),
+    '-out',
+    join(dir, 'agent.crt'),
+  ]);
+  const cert = readFileSync(join(dir, 'agent.crt'), 'utf8');
+  const s = createHttps({ key: readFileSync(join(dir, 'agent.key')), cert }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ commands: [rec('get_clean_steps', 'SUCCEEDED')] }));
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  t.after(() => s.close());
+  const url = `https://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const c = new AgentClient({ log: silentLogger(), maxAttempts: 1 });
+  t.after(() => c.close());
+  const cmds = await c.listCommands({
+    uuid: 'n1',
+    driver_internal_info: { agent_url: url, agent_verify_ca: cert },
+  });
+  assert.equal(cmds[0]?.command_name, 'get_clean_steps');
+  await assert.rejects(
+    c.listCommands({ uuid: 'n1', driver_internal_info: { agent_url: url } }),
+    (e: Error & { code?: string }) => e.code === 'AGENT_ERROR' && /cannot reach the agent/.test(e.message),
+  );
 });
