@@ -3,9 +3,10 @@
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FileLeaseStore, type LeaseStore } from './dhcp/lease-store.ts';
-import type { BootUrls } from './dhcp/netboot.ts';
+import { type BootUrls, DEFAULT_LOADERS } from './dhcp/netboot.ts';
 import type { BootPolicy } from './dhcp/policy.ts';
 import { type DhcpConfig, type DhcpServer, interfaceAddress, startDhcpServer } from './dhcp/server.ts';
+import { presentLoaders } from './loaders.ts';
 import { startTftpServer, type TftpConfig, type TftpServer } from './tftp/server.ts';
 
 export { type BootUrls, httpBootUrls } from './dhcp/netboot.ts';
@@ -50,7 +51,15 @@ export async function startBootServices(
     (config.dhcp.mode === 'full' && config.dhcp.leaseFile
       ? new FileLeaseStore(config.dhcp.leaseFile)
       : undefined);
-  const dhcp = await startDhcpServer(config.dhcp, {
+  // Offer only loaders that are really in the TFTP root (when Kiln serves TFTP itself).
+  const dhcpConfig =
+    config.tftp.enabled === false
+      ? config.dhcp
+      : {
+          ...config.dhcp,
+          loaders: await presentLoaders(config.dhcp.loaders ?? DEFAULT_LOADERS, config.tftp.root, deps.log),
+        };
+  const dhcp = await startDhcpServer(dhcpConfig, {
     log: deps.log.child({ component: 'dhcp' }),
     policy: deps.policy,
     urls: deps.urls,

@@ -90,7 +90,12 @@ export interface Loaders {
   efiArm64?: string;
 }
 
-export const DEFAULT_LOADERS: Loaders = { bios: 'undionly.kpxe', efiX64: 'ipxe.efi' };
+/** Debian's `ipxe` package names for x86; arm64 needs your own build (snp.efi / ipxe.efi for arm64). */
+export const DEFAULT_LOADERS: Loaders = {
+  bios: 'undionly.kpxe',
+  efiX64: 'ipxe.efi',
+  efiArm64: 'ipxe-arm64.efi',
+};
 
 export interface BootUrls {
   /** URL of the per-node iPXE script, e.g. http://10.0.0.1:8080/boot/ipxe?mac=… */
