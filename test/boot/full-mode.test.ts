@@ -204,6 +204,18 @@ describe('DHCP full mode with busybox udhcpc', () => {
   });
 });
 
+describe('DHCP full mode behind a relay', () => {
+  test("Kea's perfdhcp as a relay (giaddr set) completes DORA for 20 clients", async () => {
+    const r = await cli!.exec(
+      'perfdhcp',
+      ['-4', '-l', 'kc0', '-g', 'single', '-r', '50', '-n', '20', '-R', '20', '-W', '1000000', SRV],
+      { timeoutMs: 30_000 },
+    );
+    const acks = /Statistics for: REQUEST-ACK[\s\S]*?received packets: (\d+)/.exec(r.stdout)?.[1];
+    assert.equal(acks, '20', r.stdout + r.stderr);
+  });
+});
+
 describe('DHCP full mode with dhclient', () => {
   test('dhclient sending vendor class and arch gets a lease and the UEFI loader', async () => {
     const conf = join(dir, 'dhclient.conf');
