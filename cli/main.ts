@@ -2,6 +2,8 @@
 // developers (agent). Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict/locked,
 // 5 API unreachable.
 import { Command, CommanderError } from 'commander';
+import { agentMain } from '../agent/start.ts';
+import { registerRamdiskCommand } from '../ramdisk-build/cli.ts';
 import { isKilnError } from '../shared/errors.ts';
 import { KILN_VERSION } from '../shared/version.ts';
 import { ApiClient, CliError, EXIT, resolveApiUrl } from './client.ts';
@@ -24,6 +26,18 @@ export function buildProgram(): Command {
   registerConductorCommand(program);
   registerNodeCommands(program, ctx);
   registerImageCommands(program, ctx);
+  registerRamdiskCommand(program);
+  program
+    .command('agent')
+    .description(
+      'run the agent on this machine (development; the ramdisk runs dist/agent.mjs); see `kiln agent --help`',
+    )
+    .helpOption(false)
+    .allowUnknownOption()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      process.exitCode = await agentMain(args);
+    });
   for (const c of program.commands) c.exitOverride();
   return program;
 }
