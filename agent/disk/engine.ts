@@ -1,0 +1,229 @@
+// The disk engine as the agent's commands use it: choose the disk, write a whole-disk or
+// partition image (plus config drive), remember the partition UUIDs for get_partition_uuids,
+// install a UEFI boot entry, and run the erase tiers over the eligible disks.
+import { run as defaultRun, type Runner } from '../../shared/exec.ts';
+import type { Logger } from '../../shared/log.ts';
+import { installBootloader } from './bootloader.ts';
+import { decodeConfigDrive, writeConfigDrive } from './configdrive.ts';
+import {
+  type BlockDevice,
+  type Hints,
+  listBlockDevices,
+  type SelectionPolicy,
+  selectEraseTargets,
+  selectRootDevice,
+} from './devices.ts';
+import { TargetGuard } from './guard.ts';
+import { type ImageInfo, parseImageInfo, resolveChecksum } from './image-info.ts';
+import { makePartitionLayout, type PartitionLayout } from './partition-image.ts';
+import { rescanPartitions } from './rescan.ts';
+import { DownloadError } from './stream/http-source.ts';
+import type { ProgressSink } from './stream/progress.ts';
+import { type WriteImageResult, writeImage } from './stream/write-image.ts';
+import { type PartitionUuids, partitionUuids } from './uuids.ts';
+import { type EraseOptions, type EraseReport, eraseExpress, eraseFull, eraseMetadata } from './wipe.ts';
+
+export interface DiskEngineOptions {
+  run?: Runner;
+  /** Confine every selection to these devices (tests: their loop devices). */
+  allowOnly?: readonly string[];
+  /** Test knob: skip O_DIRECT. */
+  direct?: boolean;
+  retryDelayMs?: number;
+}
+
+export interface RunContext {
+  log: Logger;
+  signal: AbortSignal;
+  progress: ProgressSink;
+}
+
+export interface PrepareImageResult {
+  device: string;
+  image: WriteImageResult;
+  uuids: PartitionUuids;
+  configdrive: string | null;
+}
+
+export type EraseTier = 'metadata' | 'express' | 'full';
+
+function rec(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+export function hintsFromNode(node: Record<string, unknown>): { hints: Hints | null; skip: Hints[] } {
+  const ii = rec(node.instance_info);
+  const props = rec(node.properties);
+  const hints = (ii.root_device ?? props.root_device ?? null) as Hints | null;
+  const skip = Array.isArray(props.skip_block_devices) ? (props.skip_block_devices as Hints[]) : [];
+  return { hints, skip };
+}
+
+export class DiskEngine {
+  private readonly run: Runner;
+  /** Set by the last successful prepare_image; what get_partition_uuids answers. */
+  partitionUuids: PartitionUuids | null = null;
+  lastDevice: string | null = null;
+  private lastLayout: PartitionLayout | null = null;
+
+  constructor(private readonly opts: DiskEngineOptions = {}) {
+    this.run = opts.run ?? defaultRun;
+  }
+
+  private policy(skip: Hints[] = []): SelectionPolicy {
+    return { allowOnly: this.opts.allowOnly, skip };
+  }
+
+  private async devices(): Promise<BlockDevice[]> {
+    return listBlockDevices(this.run, this.opts.allowOnly ? [...this.opts.allowOnly] : []);
+  }
+
+  async selectRoot(node: Record<string, unknown>): Promise<BlockDevice> {
+    const { hints, skip } = hintsFromNode(node);
+    return selectRootDevice(await this.devices(), hints, this.policy(skip));
+  }
+
+  async prepareImage(
+    rawInfo: unknown,
+    configdrive: unknown,
+    node: Record<string, unknown>,
+    ctx: RunContext,
+  ): Promise<PrepareImageResult> {
+    const info = parseImageInfo(rawInfo, node);
+    const disk = await this.selectRoot(node);
+    const guard = new TargetGuard([disk.path]);
+    const log = ctx.log.child({ device: disk.path, image: info.id });
+    log.info({ size: disk.size, model: disk.model, serial: disk.serial }, 'selected install disk');
+    let layout: PartitionLayout | null = null;
+    let target = disk.path;
+    let targetBytes = disk.size;
+    if (info.partition) {
+      layout = await makePartitionLayout(disk.path, info.partition, { guard, run: this.run, log });
+      target = layout.root.path;
+      targetBytes = layout.root.size;
+    } else {
+      // Leftover signatures or a backup GPT from the previous tenant would confuse the new image.
+      await eraseMetadata(disk.path, { guard, run: this.run, log });
+    }
+    const image = await this.writeFromUrls(info, target, targetBytes, guard, ctx, log);
+    let parts = await rescanPartitions(disk.path, this.run);
+    if (!info.partition) {
+      const pt = await this.run('blkid', ['-p', '-o', 'value', '-s', 'PTTYPE', disk.path]).catch(() => null);
+      // Move the image's backup GPT to the real end of the disk (IPA does the same).
+      if (pt?.stdout.trim() === 'gpt') {
+        await this.run('sgdisk', ['-e', disk.path]);
+        parts = await rescanPartitions(disk.path, this.run);
+      }
+      if (parts.length === 0) log.warn({}, 'the image has no partition table; it may not boot');
+    }
+    let cdPath: string | null = null;
+    const cdValue = configdrive ?? rec(rawInfo).configdrive;
+    if (typeof cdValue === 'string' && cdValue) {
+      const cd = await decodeConfigDrive(cdValue, ctx.signal);
+      cdPath = (await writeConfigDrive(disk.path, cd, { guard, run: this.run, log })).path;
+    }
+    await this.run('blockdev', ['--flushbufs', disk.path]).catch(() => {});
+    const uuids = await partitionUuids(disk.path, { layout, run: this.run });
+    this.partitionUuids = uuids;
+    this.lastDevice = disk.path;
+    this.lastLayout = layout;
+    log.info({ uuids }, 'image deployed');
+    return { device: disk.path, image, uuids, configdrive: cdPath };
+  }
+
+  private async writeFromUrls(
+    info: ImageInfo,
+    target: string,
+    targetBytes: number,
+    guard: TargetGuard,
+    ctx: RunContext,
+    log: Logger,
+  ): Promise<WriteImageResult> {
+    let last: unknown;
+    for (const url of info.urls) {
+      try {
+        const checksum = await resolveChecksum(info.checksum, url, info.id);
+        return await writeImage({
+          url,
+          device: target,
+          deviceBytes: targetBytes,
+          guard,
+          checksum,
+          declaredFormat: info.diskFormat,
+          expectedBytes: info.imageSize,
+          progress: ctx.progress,
+          log,
+          signal: ctx.signal,
+          direct: this.opts.direct,
+          download:
+            this.opts.retryDelayMs !== undefined ? { retryDelayMs: this.opts.retryDelayMs } : undefined,
+        });
+      } catch (e) {
+        last = e;
+        // Another mirror only helps when this one failed to serve; a bad image stays bad.
+        if (!(e instanceof DownloadError)) throw e;
+        log.warn({ url, err: e }, 'image URL failed; trying the next one');
+      }
+    }
+    throw last;
+  }
+
+  async installBootloader(params: Record<string, unknown>, ctx: RunContext): Promise<unknown> {
+    const disk = this.lastDevice ?? (await this.selectRoot(rec(params.node))).path;
+    const mode = params.target_boot_mode === 'bios' ? 'bios' : 'uefi';
+    return installBootloader({
+      disk,
+      bootMode: mode,
+      efiPartUuid: typeof params.efi_system_part_uuid === 'string' ? params.efi_system_part_uuid : null,
+      partitionImage: this.lastLayout !== null,
+      run: this.run,
+      log: ctx.log,
+    });
+  }
+
+  /** Erase every eligible disk (or only `names`) with one tier; up to `concurrency` at once. */
+  async erase(
+    tier: EraseTier,
+    node: Record<string, unknown>,
+    args: Record<string, unknown>,
+    ctx: RunContext,
+  ): Promise<EraseReport[]> {
+    const dii = rec(node.driver_internal_info);
+    const { skip } = hintsFromNode(node);
+    const names = Array.isArray(args.devices) ? (args.devices as string[]) : null;
+    const sel = await selectEraseTargets(await this.devices(), names, this.policy(skip));
+    const skipReadOnly = dii.agent_erase_skip_read_only === true;
+    for (const s of sel.skipped) {
+      if (s.reason === 'read-only' && !skipReadOnly && tier !== 'metadata') {
+        throw new Error(
+          `${s.path} is read-only and can't be erased; set driver_internal_info agent_erase_skip_read_only to skip it`,
+        );
+      }
+      ctx.log.warn({ device: s.path, reason: s.reason }, 'disk skipped by erase');
+    }
+    const opts: EraseOptions = {
+      ataSecureErase: dii.agent_enable_ata_secure_erase !== false,
+      nvmeSecureErase: dii.agent_enable_nvme_secure_erase !== false,
+      continueIfSecureEraseFailed:
+        dii.agent_continue_if_secure_erase_failed === true || dii.agent_continue_if_ata_erase_failed === true,
+    };
+    const guard = new TargetGuard(sel.targets.map((d) => d.path));
+    const concurrency = Math.max(1, Number(dii.disk_erasure_concurrency ?? 4));
+    const queue = [...sel.targets];
+    const reports: EraseReport[] = [];
+    const worker = async () => {
+      for (let d = queue.shift(); d; d = queue.shift()) {
+        const ectx = { guard, run: this.run, log: ctx.log, progress: ctx.progress, signal: ctx.signal };
+        reports.push(
+          tier === 'metadata'
+            ? await eraseMetadata(d.path, ectx)
+            : tier === 'express'
+              ? await eraseExpress(d.path, ectx, opts)
+              : await eraseFull(d.path, ectx, opts),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    return reports.sort((a, b) => a.device.localeCompare(b.device));
+  }
+}

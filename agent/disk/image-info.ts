@@ -1,0 +1,125 @@
+// image_info as Ironic 2023.1 sends it (ipa-protocol §3.2), checked and reduced to what the
+// writer needs. md5 is used only when the conductor asked for it: os_hash_algo=md5, or the
+// legacy `checksum` field alone (which IPA 9.4.3 always treats as md5).
+import { request } from 'undici';
+import { imageDispatcher } from './stream/http-source.ts';
+import type { HashAlgo } from './stream/write-image.ts';
+
+export class ImageInfoError extends Error {
+  readonly code = 'INVALID_IMAGE_INFO';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageInfoError';
+  }
+}
+
+export interface ImageInfo {
+  id: string;
+  urls: string[];
+  diskFormat: string | null;
+  checksum: { algo: HashAlgo; value: string } | { algo: HashAlgo; url: string };
+  partition: null | {
+    rootMb: number;
+    swapMb: number;
+    ephemeralMb: number;
+    ephemeralFormat: string | null;
+    bootMode: 'uefi' | 'bios';
+    diskLabel: 'gpt' | 'msdos' | null;
+  };
+  imageSize: number | null;
+  bootMode: 'uefi' | 'bios';
+}
+
+const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
+
+function bootModeOf(info: Record<string, unknown>, node: Record<string, unknown>): 'uefi' | 'bios' {
+  const direct = info.deploy_boot_mode ?? info.boot_mode;
+  if (direct === 'uefi' || direct === 'bios') return direct;
+  const iinfo = (node.instance_info ?? {}) as Record<string, unknown>;
+  const caps = String(((node.properties ?? {}) as Record<string, unknown>).capabilities ?? '');
+  if (iinfo.deploy_boot_mode === 'uefi' || /boot_mode:uefi/.test(caps)) return 'uefi';
+  if (iinfo.deploy_boot_mode === 'bios' || /boot_mode:bios/.test(caps)) return 'bios';
+  // Ironic 2023.1 defaults to UEFI.
+  return 'uefi';
+}
+
+export function parseImageInfo(raw: unknown, node: Record<string, unknown> = {}): ImageInfo {
+  if (typeof raw !== 'object' || raw === null) throw new ImageInfoError('image_info is missing');
+  const i = raw as Record<string, unknown>;
+  if (typeof i.id !== 'string' || !i.id) throw new ImageInfoError('image_info.id is missing');
+  if (!Array.isArray(i.urls) || i.urls.length === 0 || !i.urls.every((u) => typeof u === 'string')) {
+    throw new ImageInfoError(`image_info for ${i.id} has no urls`);
+  }
+  let checksum: ImageInfo['checksum'];
+  const algo = typeof i.os_hash_algo === 'string' ? i.os_hash_algo.toLowerCase() : null;
+  if (algo && typeof i.os_hash_value === 'string' && i.os_hash_value) {
+    if (algo !== 'sha256' && algo !== 'sha512' && algo !== 'md5') {
+      throw new ImageInfoError(`image ${i.id}: os_hash_algo ${algo} is not supported (sha256, sha512, md5)`);
+    }
+    checksum = /^https?:\/\//.test(i.os_hash_value)
+      ? { algo, url: i.os_hash_value }
+      : { algo, value: i.os_hash_value };
+  } else if (typeof i.checksum === 'string' && i.checksum) {
+    checksum = /^https?:\/\//.test(i.checksum)
+      ? { algo: 'md5', url: i.checksum }
+      : { algo: 'md5', value: i.checksum };
+  } else {
+    throw new ImageInfoError(
+      `image ${i.id} has neither os_hash_algo/os_hash_value nor checksum; refusing to write an unverified image`,
+    );
+  }
+  const bootMode = bootModeOf(i, node);
+  const partition: ImageInfo['partition'] =
+    i.image_type === 'partition'
+      ? {
+          rootMb: num(i.root_mb) || num(i.root_gb) * 1024,
+          swapMb: num(i.swap_mb),
+          ephemeralMb: num(i.ephemeral_mb),
+          ephemeralFormat: typeof i.ephemeral_format === 'string' ? i.ephemeral_format : null,
+          bootMode,
+          diskLabel: i.disk_label === 'gpt' ? 'gpt' : i.disk_label === 'msdos' ? 'msdos' : null,
+        }
+      : null;
+  if (partition && partition.rootMb <= 0)
+    throw new ImageInfoError(`partition image ${i.id} needs root_mb (or root_gb)`);
+  return {
+    id: i.id,
+    urls: i.urls as string[],
+    diskFormat: typeof i.disk_format === 'string' ? i.disk_format : null,
+    checksum,
+    partition,
+    imageSize: typeof i.image_size === 'number' ? i.image_size : null,
+    bootMode,
+  };
+}
+
+/** A checksum given as a URL: fetch the checksums file and find the image's line. */
+export async function resolveChecksum(
+  c: ImageInfo['checksum'],
+  imageUrl: string,
+  imageId: string,
+): Promise<{ algo: HashAlgo; value: string }> {
+  if ('value' in c) return c;
+  const res = await request(c.url, { dispatcher: imageDispatcher });
+  const text = await res.body.text();
+  if (res.statusCode !== 200)
+    throw new ImageInfoError(`checksum file ${c.url} answered HTTP ${res.statusCode}`);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const file = imageUrl.split('/').pop() ?? imageId;
+  const hex = /^[0-9a-f]{32,128}$/i;
+  const pick =
+    lines.length === 1 && hex.test(lines[0]!.split(/\s+/)[0]!)
+      ? lines[0]!
+      : lines.find((l) =>
+          l
+            .split(/\s+/)
+            .slice(1)
+            .some((n) => n.replace(/^\*/, '') === file || n.replace(/^\*/, '') === imageId),
+        );
+  const value = pick?.split(/\s+/)[0];
+  if (!value || !hex.test(value)) throw new ImageInfoError(`checksum file ${c.url} has no entry for ${file}`);
+  return { algo: c.algo, value };
+}
