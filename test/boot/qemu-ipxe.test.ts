@@ -12,7 +12,6 @@ import { createNetns, destroy, type Netns, waitForLine } from '../support/netns.
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const MAC = '52:54:00:99:00:10';
 let srv: Netns | undefined;
-let server: ChildProcess | undefined;
 let dir = '';
 
 before(async () => {
@@ -42,9 +41,14 @@ before(async () => {
     '--dhcp-range=::,constructor:kt0,ra-only',
     `--pid-file=${join(dir, 'dnsmasq.pid')}`,
   ]);
+});
+
+/** Starts Kiln (full mode + boot HTTP router) in the namespace; `script` overrides the answer. */
+async function startKiln(script?: Record<string, unknown>): Promise<ChildProcess> {
   const config = {
     http: true,
     httpPort: 8080,
+    script,
     boot: {
       dhcp: {
         mode: 'full',
@@ -54,27 +58,26 @@ before(async () => {
       tftp: { root: join(dir, 'tftp') },
     },
   };
-  server = srv.spawn(process.execPath, [
+  const server = srv!.spawn(process.execPath, [
     '--import',
     'tsx',
     join(FIXTURES, 'boot-server.ts'),
     JSON.stringify(config),
   ]);
   await waitForLine<{ event: string }>(server, (m) => m.event === 'ready');
-});
+  return server;
+}
 
-after(async () => {
-  await destroy(srv);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+async function stopKiln(server: ChildProcess): Promise<void> {
+  await new Promise<void>((r) => {
+    if (server.exitCode !== null) return r();
+    server.once('exit', () => r());
+    server.kill('SIGTERM');
+  });
+}
 
-test("QEMU's iPXE gets an address and its script from Kiln", { timeout: 120_000 }, async () => {
-  const scriptAsked = waitForLine<{ event: string; mac: string }>(
-    server!,
-    (m) => m.event === 'script',
-    90_000,
-  );
-  const qemu = srv!.spawn('qemu-system-x86_64', [
+function startQemu(): { proc: ChildProcess; console: () => string } {
+  const proc = srv!.spawn('qemu-system-x86_64', [
     '-machine',
     'q35',
     '-m',
@@ -90,20 +93,65 @@ test("QEMU's iPXE gets an address and its script from Kiln", { timeout: 120_000 
     '-device',
     `virtio-net-pci,netdev=n0,mac=${MAC}`,
   ]);
-  let console = '';
-  qemu.stdout?.on('data', (d) => {
-    console += String(d);
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += String(d);
   });
+  return { proc, console: () => out };
+}
+
+async function waitFor(text: () => string, re: RegExp, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!re.test(text()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+}
+
+after(async () => {
+  await destroy(srv);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("QEMU's iPXE gets an address and its script from Kiln", { timeout: 120_000 }, async () => {
+  const server = await startKiln();
+  const scriptAsked = waitForLine<{ event: string; mac: string }>(
+    server,
+    (m) => m.event === 'script',
+    90_000,
+  );
+  const qemu = startQemu();
   try {
     const asked = await scriptAsked;
     assert.equal(asked.mac, MAC);
     // The script's echo line reaches the serial console.
-    const deadline = Date.now() + 20_000;
-    while (!console.includes('Kiln: booting from local disk') && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 200));
-    assert.match(console, /Kiln: booting from local disk/, console.slice(-3000));
-    assert.match(console, /10\.231\.0\.1\d\d/, 'iPXE shows its leased address');
+    await waitFor(qemu.console, /Kiln: booting from local disk/, 20_000);
+    assert.match(qemu.console(), /Kiln: booting from local disk/, qemu.console().slice(-3000));
+    assert.match(qemu.console(), /10\.231\.0\.1\d\d/, 'iPXE shows its leased address');
   } finally {
-    qemu.kill('SIGKILL');
+    qemu.proc.kill('SIGKILL');
+    await stopKiln(server);
+  }
+});
+
+test('the ramdisk script retries a failed download in real iPXE, then gives up', {
+  timeout: 120_000,
+}, async () => {
+  const server = await startKiln({
+    action: 'ramdisk',
+    kernelUrl: 'http://10.231.0.1:8080/boot/files/no-such-kernel',
+    initrdUrl: 'http://10.231.0.1:8080/boot/files/no-such-initrd',
+    apiUrl: 'http://10.231.0.1:6385',
+    attempts: 2,
+    retryDelay: 1,
+  });
+  const qemu = startQemu();
+  try {
+    await waitFor(qemu.console, /could not load the ramdisk after 2 attempts, rebooting/, 60_000);
+    const out = qemu.console();
+    assert.match(out, /loading the ramdisk \(attempt 1 of 2\)/, out.slice(-3000));
+    assert.match(out, /retrying in 1 s/);
+    assert.match(out, /loading the ramdisk \(attempt 2 of 2\)/);
+    assert.match(out, /could not load the ramdisk after 2 attempts, rebooting/);
+  } finally {
+    qemu.proc.kill('SIGKILL');
+    await stopKiln(server);
   }
 });
