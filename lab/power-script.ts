@@ -24,6 +24,15 @@ export function shq(s: string): string {
 }
 
 export interface PowerScriptConfig {
+  /**
+   * bios: SeaBIOS, boot device through QEMU's -boot (once= for one-time). uefi: OVMF, boot device
+   * through bootindex on the NIC and disk devices, which the script adds per power-on (OVMF
+   * ignores -boot); a one-time device then lasts until the next power-on, guest reboots included.
+   */
+  firmware: 'bios' | 'uefi';
+  /** uefi: the NIC and disk -device values without bootindex. */
+  netDevice?: string;
+  diskDevice?: string;
   /** The VM's state directory (pid file, boot device files, QEMU's log). */
   dir: string;
   name: string;
@@ -49,6 +58,9 @@ NAME=${shq(c.name)}
 MARK=${shq(c.marker)}
 QMP=${shq(c.qmpSocket)}
 PIDF="$D/qemu.pid"
+FIRMWARE=${shq(c.firmware)}
+NETDEV=${shq(c.netDevice ?? '')}
+DISKDEV=${shq(c.diskDevice ?? '')}
 
 log() { echo "$(date -u +%FT%T.%3NZ) $*" >>"$D/power.log"; }
 
@@ -83,6 +95,15 @@ start_vm() {
   boot="order=$(order_of "$persistent")"
   once=$(letter_of "$next")
   [ -n "$once" ] && boot="once=$once,$boot"
+  if [ "$FIRMWARE" = uefi ]; then
+    dev=$next
+    [ "$dev" = - ] && dev=$persistent
+    if [ "$dev" = pxe ]; then ni=1; di=2; else ni=2; di=1; fi
+    boot="uefi:$dev"
+    set -- -device "$NETDEV,bootindex=$ni" -device "$DISKDEV,bootindex=$di"
+  else
+    set -- -boot "$boot"
+  fi
   rm -f "$D/bootdev.next" "$QMP"
   log "start boot=$boot"
   # setsid runs QEMU in its own session (Ctrl-C in a terminal that ran the lab doesn't reach it;
@@ -90,7 +111,7 @@ start_vm() {
   # left waiting on a pipe.
   setsid ${shq(c.qemu)} \\
     ${args} \\
-    -boot "$boot" </dev/null >>"$D/qemu.log" 2>&1 &
+    "$@" </dev/null >>"$D/qemu.log" 2>&1 &
   qpid=$!
   echo "$qpid" >"$PIDF"
   i=0

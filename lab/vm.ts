@@ -1,9 +1,11 @@
-// One lab VM: a QEMU x86_64 machine with BIOS firmware (SeaBIOS), a virtio-net NIC on its own tap
-// with a fixed MAC and QEMU's iPXE ROM, a sparse raw disk in the VM's state folder, its serial
-// console in a log file, and a QMP socket. Power goes through the VM's generated power script
-// (see power-script.ts), which is also what its virtual BMC runs.
+// One lab VM: a QEMU x86_64 machine with BIOS (SeaBIOS, the default) or UEFI (OVMF) firmware, a
+// virtio-net NIC on its own tap with a fixed MAC and QEMU's iPXE ROM, a sparse raw disk in the
+// VM's state folder, its serial console on a unix socket and in a log file, and a QMP socket.
+// Power goes through the VM's generated power script (see power-script.ts), which is also what
+// its virtual BMC runs.
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -40,6 +42,11 @@ export interface VmSpec {
   extraDrives?: { path: string; readOnly?: boolean; format?: 'raw' | 'qcow2' }[];
   /** 'auto' (the default) probes KVM and falls back to TCG. */
   accel?: Accel | 'auto';
+  /**
+   * bios (default): SeaBIOS. uefi: OVMF with the VM's own copy of the variable store; needs the
+   * ovmf package. QEMU's NIC ROM carries iPXE for both.
+   */
+  firmware?: 'bios' | 'uefi';
   /** NIC model; virtio-net-pci boots ~5 s faster than e1000 under TCG. */
   nic?: 'virtio-net-pci' | 'e1000';
   qemu?: string;
@@ -68,6 +75,8 @@ const NIC_ROMS: Record<NonNullable<VmSpec['nic']>, string> = {
   e1000: 'efi-e1000.rom',
 };
 const ROM_DIRS = ['/usr/lib/ipxe/qemu', '/usr/share/qemu'];
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 function findRom(file: string): string {
   for (const d of ROM_DIRS) if (existsSync(join(d, file))) return join(d, file);
@@ -277,6 +286,30 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
   }
   const consolePath = join(dir, 'console.log');
   const consoleSocket = join(dir, 'console.sock');
+  const firmware = spec.firmware ?? 'bios';
+  const firmwareArgs: string[] = [];
+  if (firmware === 'uefi') {
+    if (!existsSync(OVMF_CODE) || !existsSync(OVMF_VARS)) {
+      throw new VmError(`VM ${spec.name}: UEFI needs ${OVMF_CODE}; install it with: apt-get install -y ovmf`);
+    }
+    // Each VM keeps its own NVRAM, as a server keeps its own UEFI settings.
+    const vars = join(dir, 'OVMF_VARS.fd');
+    if (!existsSync(vars)) copyFileSync(OVMF_VARS, vars);
+    firmwareArgs.push(
+      '-drive',
+      `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,file=${vars}`,
+    );
+  }
+  const netDevice = `${nic},netdev=net0,mac=${spec.mac}`;
+  const diskFile = `file=${disk},format=raw,cache=writeback,discard=unmap`;
+  // BIOS picks the boot device with -boot; OVMF ignores that, so under UEFI the power script adds
+  // the NIC and disk devices itself, with bootindex set per power-on.
+  const bootDevices =
+    firmware === 'uefi'
+      ? ['-drive', `${diskFile},if=none,id=disk0`]
+      : ['-device', netDevice, '-drive', `${diskFile},if=virtio`];
 
   const args = [
     '-name',
@@ -304,12 +337,10 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
     'chardev:ser0',
     '-qmp',
     `unix:${qmp},server=on,wait=off`,
+    ...firmwareArgs,
     '-netdev',
     `tap,id=net0,ifname=${spec.tap},script=no,downscript=no`,
-    '-device',
-    `${nic},netdev=net0,mac=${spec.mac}`,
-    '-drive',
-    `file=${disk},format=raw,if=virtio,cache=writeback,discard=unmap`,
+    ...bootDevices,
     ...(spec.extraDrives ?? []).flatMap((d) => [
       '-drive',
       `file=${resolve(d.path)},format=${d.format ?? 'raw'},if=virtio${d.readOnly ? ',readonly=on' : ''}`,
@@ -319,6 +350,9 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
   writeFileSync(
     power,
     renderPowerScript({
+      firmware,
+      netDevice,
+      diskDevice: 'virtio-blk-pci,drive=disk0',
       dir,
       name: spec.name,
       qemu,
@@ -332,7 +366,7 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
   );
   writeFileSync(
     join(dir, 'vm.json'),
-    `${JSON.stringify({ name: spec.name, mac: spec.mac, tap: spec.tap, accel, qemu, args }, null, 2)}\n`,
+    `${JSON.stringify({ name: spec.name, mac: spec.mac, tap: spec.tap, firmware, accel, qemu, args }, null, 2)}\n`,
   );
   return new Vm({ ...spec, dir }, accel, { disk, console: consolePath, consoleSocket, qmp, power });
 }

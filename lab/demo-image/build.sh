@@ -1,6 +1,7 @@
 #!/bin/bash
-# Builds Kiln's demo OS: a small whole-disk image (MBR, syslinux on a FAT partition, Debian's
-# kernel, a busybox initramfs) that prints a marker with the hostname from its config drive.
+# Builds Kiln's demo OS: a small whole-disk image (MBR, syslinux for BIOS and UEFI on a FAT
+# partition, Debian's kernel, a busybox initramfs) that prints a marker with the hostname from
+# its config drive.
 #
 #   build.sh --out FILE [--cache DIR] [--kernel-package linux-image-amd64] [--if-missing]
 #
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --cache) CACHE=$2; shift 2 ;;
     --kernel-package) KERNEL_PACKAGE=$2; shift 2 ;;
     --if-missing) IF_MISSING=1; shift ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -47,6 +48,10 @@ for t in apt-get:apt dpkg-deb:dpkg depmod:kmod modprobe:kmod cpio:cpio gzip:gzip
 done
 MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
 [ -f "$MBR_BIN" ] || die "$MBR_BIN is missing; install it with: apt-get install -y syslinux-common"
+EFI_LOADER=/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi
+EFI_LDLINUX=/usr/lib/syslinux/modules/efi64/ldlinux.e64
+[ -f "$EFI_LOADER" ] || die "$EFI_LOADER is missing; install it with: apt-get install -y syslinux-efi"
+[ -f "$EFI_LDLINUX" ] || die "$EFI_LDLINUX is missing; install it with: apt-get install -y syslinux-common"
 
 mkdir -p "$CACHE/tmp" "$(dirname "$OUT")"
 CACHE=$(cd "$CACHE" && pwd)
@@ -95,7 +100,7 @@ find "$ST" -exec touch -h -d "@$EPOCH" {} +
 (cd "$ST" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --reproducible --quiet) |
   gzip -9 -n >"$WORK/initrd.img"
 
-# --- 2. the boot partition: FAT16 with syslinux, kernel, initramfs --------------------------------
+# --- 2. the boot partition: FAT16 with syslinux (BIOS) and syslinux.efi (UEFI), kernel, initramfs --
 cat >"$WORK/syslinux.cfg" <<'EOF'
 SERIAL 0 115200
 DEFAULT kiln-demo
@@ -107,8 +112,11 @@ LABEL kiln-demo
   APPEND console=tty0 console=ttyS0,115200n8 panic=-1 quiet
 EOF
 cp "$KIMAGE" "$WORK/vmlinuz"
-touch -d "@$EPOCH" "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/syslinux.cfg"
-kib=$(($(stat -c %s "$WORK/vmlinuz") / 1024 + $(stat -c %s "$WORK/initrd.img") / 1024 + 2048))
+# UEFI firmware finds \EFI\BOOT\BOOTX64.EFI on any FAT partition (the removable-media path).
+cp "$EFI_LOADER" "$WORK/BOOTX64.EFI"
+cp "$EFI_LDLINUX" "$WORK/ldlinux.e64"
+touch -d "@$EPOCH" "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/syslinux.cfg" "$WORK/BOOTX64.EFI" "$WORK/ldlinux.e64"
+kib=$(($(stat -c %s "$WORK/vmlinuz") / 1024 + $(stat -c %s "$WORK/initrd.img") / 1024 + 2560))
 PART_MIB=$(((kib + 1023) / 1024))
 PART="$WORK/boot.fat"
 mkfs.vfat -C --invariant -F 16 -n KILNDEMO -i 4b494c4e "$PART" $((PART_MIB * 1024)) >/dev/null
@@ -118,6 +126,8 @@ export MTOOLS_SKIP_CHECK=1
 mmd -i "$PART" ::/syslinux
 mcopy -m -i "$PART" "$WORK/vmlinuz" "$WORK/initrd.img" ::/
 mcopy -m -i "$PART" "$WORK/syslinux.cfg" ::/syslinux/
+mmd -i "$PART" ::/EFI ::/EFI/BOOT
+mcopy -m -i "$PART" "$WORK/BOOTX64.EFI" "$WORK/ldlinux.e64" "$WORK/syslinux.cfg" ::/EFI/BOOT/
 syslinux --directory /syslinux --install "$PART"
 
 # --- 3. the disk: MBR boot code, one active partition at 1 MiB ------------------------------------

@@ -16,6 +16,7 @@ describe('lab power script', () => {
   writeFileSync(
     script,
     renderPowerScript({
+      firmware: 'bios',
       dir,
       name: 'unit',
       qemu: '/bin/false',
