@@ -18,6 +18,7 @@ export interface LabOptions {
   stateDir: string;
   vms?: number;
   bmc?: 'ipmi' | 'redfish';
+  firmware?: 'bios' | 'uefi';
   memoryMiB?: number;
   diskBytes?: number;
   log?: Logger;
@@ -100,6 +101,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         mac,
         memoryMiB: opts.memoryMiB,
         diskBytes: opts.diskBytes,
+        firmware: opts.firmware,
         log,
       });
       const password = randomBytes(12).toString('base64url');

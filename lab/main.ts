@@ -1,5 +1,6 @@
 // Developer entry point for the lab's building blocks (the conductor is not started here):
-//   node --import tsx lab/main.ts up [--vms 2] [--index 0] [--bmc ipmi|redfish] [--state DIR]
+//   node --import tsx lab/main.ts up [--vms 2] [--index 0] [--bmc ipmi|redfish] [--firmware bios|uefi]
+//                                    [--state DIR]
 //       builds the demo image, creates the bridge, VMs and vBMCs, prints them, and keeps running;
 //       Ctrl-C removes everything (disks and console logs stay in the state folder).
 //   node --import tsx lab/main.ts down [--index 0] [--state DIR]
@@ -19,6 +20,7 @@ const { values, positionals } = parseArgs({
     vms: { type: 'string', default: '1' },
     index: { type: 'string', default: '0' },
     bmc: { type: 'string', default: 'ipmi' },
+    firmware: { type: 'string', default: 'bios' },
     state: { type: 'string' },
   },
 });
@@ -31,8 +33,16 @@ if (positionals[0] === 'down') {
   log.info({ stateDir }, 'lab removed');
 } else if (positionals[0] === 'up') {
   if (values.bmc !== 'ipmi' && values.bmc !== 'redfish') throw new Error('--bmc is ipmi or redfish');
+  if (values.firmware !== 'bios' && values.firmware !== 'uefi') throw new Error('--firmware is bios or uefi');
   const image = await buildDemoImage({ log });
-  const lab = await startLab({ index, stateDir, vms: Number(values.vms), bmc: values.bmc, log });
+  const lab = await startLab({
+    index,
+    stateDir,
+    vms: Number(values.vms),
+    bmc: values.bmc,
+    firmware: values.firmware,
+    log,
+  });
   const n = lab.network;
   // BMC passwords go to a root-only file, not to the terminal or logs.
   const machinesFile = join(stateDir, 'machines.json');
@@ -65,7 +75,7 @@ if (positionals[0] === 'down') {
   setInterval(() => {}, 1 << 30);
 } else {
   process.stderr.write(
-    'usage: lab/main.ts up|down [--vms N] [--index n] [--bmc ipmi|redfish] [--state DIR]\n',
+    'usage: lab/main.ts up|down [--vms N] [--index n] [--bmc ipmi|redfish] [--firmware bios|uefi] [--state DIR]\n',
   );
   process.exit(2);
 }
