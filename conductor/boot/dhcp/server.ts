@@ -92,9 +92,19 @@ export async function interfaceAddress(name: string): Promise<string> {
 function bindSocket(port: number, address: string): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-    s.once('error', reject);
+    const fail = (err: Error) => {
+      s.close();
+      reject(
+        new KilnError(
+          'CONFIG_INVALID',
+          `DHCP cannot listen on ${address}:${port}: ${err.message}. Another DHCP server holding the port without SO_REUSEADDR? Stop it, or run Kiln in proxy mode or with dhcp mode off`,
+          { cause: err },
+        ),
+      );
+    };
+    s.once('error', fail);
     s.bind({ port, address }, () => {
-      s.off('error', reject);
+      s.off('error', fail);
       resolve(s);
     });
   });

@@ -98,3 +98,10 @@ test('lock-step transfer with duplicate ACKs and garbage on the transfer port', 
   assert.deepEqual(got, file);
   assert.ok(server.stats.completed >= 1);
 });
+
+test('an address that is not on this host is a config error naming it', async () => {
+  await assert.rejects(
+    startTftpServer({ root: dir, addresses: ['192.0.2.77'], port: 0 }, { log: silentLogger() }),
+    (e: unknown) => (e as { code?: string }).code === 'CONFIG_INVALID' && /192\.0\.2\.77/.test(String(e)),
+  );
+});

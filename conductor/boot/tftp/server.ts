@@ -7,6 +7,7 @@
 // would mean rewriting it anyway.
 import dgram from 'node:dgram';
 import { open, stat } from 'node:fs/promises';
+import { KilnError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { ErrorCode, errorPacket, negotiate, Op, parseRequest } from './protocol.ts';
 import { resolveUnderRoot } from './resolve.ts';
@@ -229,10 +230,19 @@ export async function startTftpServer(config: TftpConfig, deps: { log: Logger })
   try {
     for (const address of config.addresses) {
       const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      listeners.push(s);
       await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
+        const fail = (err: Error) =>
+          reject(
+            new KilnError(
+              'CONFIG_INVALID',
+              `TFTP cannot listen on ${address}:${port}: ${err.message}; check boot.tftp.addresses (the address must be on this host)`,
+              { cause: err },
+            ),
+          );
+        s.once('error', fail);
         s.bind(port, address, () => {
-          s.off('error', reject);
+          s.off('error', fail);
           resolve();
         });
       });
@@ -241,11 +251,16 @@ export async function startTftpServer(config: TftpConfig, deps: { log: Logger })
         if (stopped) return;
         onRequest(s, address, msg, rinfo).catch((err) => log.error({ err }, 'TFTP request handling failed'));
       });
-      listeners.push(s);
       log.info({ address, port, root: config.root }, 'TFTP listening');
     }
   } catch (err) {
-    for (const s of listeners) s.close();
+    for (const s of listeners) {
+      try {
+        s.close();
+      } catch {
+        // never bound
+      }
+    }
     throw err;
   }
 
