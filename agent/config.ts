@@ -43,6 +43,11 @@ export interface AgentSettings {
   powerAction: PowerAction;
   /** Register the kiln_test.* commands (protocol tests). */
   testCommands: boolean;
+  /**
+   * A file holding the agent's output across restarts (the ramdisk's init tees it there);
+   * log.collect_system_logs sends it instead of the in-memory log of this process only.
+   */
+  logFile: string | null;
 }
 
 export const DEFAULTS: AgentSettings = {
@@ -71,6 +76,7 @@ export const DEFAULTS: AgentSettings = {
   macs: [],
   powerAction: 'poweroff',
   testCommands: false,
+  logFile: null,
 };
 
 /** `key=value` tokens of a kernel command line; bare tokens are dropped, the last duplicate wins. */
@@ -191,6 +197,7 @@ const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: st
   { key: 'macs', env: 'KILN_AGENT_MACS', flag: 'mac' },
   { key: 'powerAction', env: 'KILN_AGENT_POWER_ACTION', flag: 'power-action' },
   { key: 'testCommands', env: 'KILN_AGENT_TEST_COMMANDS', flag: 'test-commands' },
+  { key: 'logFile', env: 'KILN_AGENT_LOG', flag: 'log-file' },
 ];
 
 const BOOL_KEYS = new Set<keyof AgentSettings>([

@@ -2,7 +2,7 @@
 // start serving the command API, then heartbeat until the machine goes down. Without an API URL
 // the agent only serves its API (IPA's standalone mode). Everything the outside world touches
 // (HTTP, exec, power) is injectable so the CLI, tests and the ramdisk share this one path.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { Runner } from '../shared/exec.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
@@ -113,6 +113,22 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     finish = r;
   });
   let stopping = false;
+  const MAX_LOG = 8 * 1024 * 1024;
+  // The file spans agent restarts (a crashed predecessor's last words); memory is the fallback.
+  const agentLog = async () => {
+    if (s.logFile) {
+      try {
+        const text = await readFile(s.logFile, 'utf8');
+        return text.length > MAX_LOG ? text.slice(-MAX_LOG) : text;
+      } catch (e) {
+        log.warn(
+          { file: s.logFile, err: (e as Error).message },
+          'cannot read the agent log file; sending this run only',
+        );
+      }
+    }
+    return buffer.text();
+  };
 
   const stop = async (code = 0) => {
     if (stopping) return;
@@ -151,7 +167,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     stepsExtension(tables.clean),
     stepsExtension(tables.deploy),
     standbyExtension({ run, powerOff }),
-    logExtension({ run, agentLog: () => buffer.text() }),
+    logExtension({ run, agentLog }),
     pollExtension(inventory),
     ...(s.testCommands ? [testExtension] : []),
     ...(opts.extensions ?? []),
@@ -198,7 +214,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       const inv = await inventory();
       let logs: string | undefined;
       try {
-        logs = (await collectSystemLogs({ run, agentLog: () => buffer.text() })).archive.toString('base64');
+        logs = (await collectSystemLogs({ run, agentLog })).archive.toString('base64');
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'could not collect logs for inspection');
       }

@@ -9,8 +9,8 @@ import type { CommandExtension } from './types.ts';
 
 export interface LogDeps {
   run: Runner;
-  /** The agent's own log lines (kept in memory). */
-  agentLog: () => string;
+  /** The agent's own log lines. */
+  agentLog: () => string | Promise<string>;
 }
 
 const COMMANDS: [string, string, string[]][] = [
@@ -35,7 +35,7 @@ const FILES: [string, string][] = [
 
 export async function collectSystemLogs(deps: LogDeps): Promise<{ files: string[]; archive: Buffer }> {
   const errors: string[] = [];
-  const files: { name: string; data: string }[] = [{ name: 'kiln-agent.log', data: deps.agentLog() }];
+  const files: { name: string; data: string }[] = [{ name: 'kiln-agent.log', data: await deps.agentLog() }];
   await Promise.all(
     COMMANDS.map(async ([name, cmd, args]) => {
       try {

@@ -3,7 +3,7 @@
 // SQLite, and the conductor's real agent client driving the agent's command API.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -191,7 +191,9 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
   test('agent API faults: token, body, unknown extension and command', async () => {
     const dir = procs.tempDir();
     const c = await startConductor(procs, { db: join(dir, 'kiln.db') });
-    const { uuid } = await bootedNode(c);
+    // The ramdisk's init keeps the agent's output in a file across restarts.
+    writeFileSync(join(dir, 'kiln-agent.log'), '{"msg":"previous agent: out of memory"}\n');
+    const { uuid, target } = await bootedNode(c, { extra: ['--log-file', join(dir, 'kiln-agent.log')] });
     const url = await agentUrl(c, uuid);
     const token = (await c.node(uuid)).driver_internal_info.agent_secret_token as string;
     const post = async (query: string, body: unknown) => {
@@ -240,6 +242,10 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
       version: string;
     };
     assert.ok(status.started_at > 1e9 && status.started_at < Date.now() / 1000 + 1);
+    const logs = gunzipSync(Buffer.from(await client.collectLogs(await target()), 'base64')).toString(
+      'latin1',
+    );
+    assert.match(logs, /previous agent: out of memory/);
   });
 
   test('standby.power_off syncs, answers, then runs the power action', async () => {
