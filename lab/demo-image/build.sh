@@ -10,7 +10,7 @@
 # Builds sharing a download cache take turns on $CACHE/fetch.lock (flock), so parallel test runs
 # (and a ramdisk build that takes the same lock) never unpack the same package at once.
 # Downloads (apt-get download, never installed) are shared with the ramdisk build: same cache
-# folder, same helper functions. Nothing is mounted, so no root or loop devices are needed.
+# folder, same shell functions. Nothing is mounted, so no root or loop devices are needed.
 # Same inputs give the same bytes: every timestamp is SOURCE_DATE_EPOCH (default: the kernel
 # package's), the FAT volume id and MBR disk id are fixed, the cpio is sorted.
 set -euo pipefail

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cleanupLab, type Lab, startLab } from '../../lab/lab.ts';
 import { parseBmcAddress } from '../../shared/bmc.ts';
-import { ipmitool, linkExists, linksStartingWith, processesWith, testLabIndex } from './helpers.ts';
+import { ipmitool, linkExists, linksStartingWith, processesWith, testLabIndex } from './support.ts';
 
 describe('startLab', { timeout: 120_000 }, () => {
   const index = testLabIndex(41);

@@ -12,7 +12,7 @@ import { createLabNetwork, type LabNetwork } from '../../lab/network.ts';
 import { type RedfishVbmc, startRedfishVbmc } from '../../lab/redfish-vbmc.ts';
 import { defineVm, labMac, type Vm } from '../../lab/vm.ts';
 import { parseBmcAddress } from '../../shared/bmc.ts';
-import { linkExists, processesWith, testLabIndex } from './helpers.ts';
+import { linkExists, processesWith, testLabIndex } from './support.ts';
 
 describe('lab VM + Redfish vBMC', { timeout: 120_000 }, () => {
   const index = testLabIndex(17);

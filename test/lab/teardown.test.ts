@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { cleanupLabNetwork, createLabNetwork } from '../../lab/network.ts';
 import { cleanupStaleVbmc } from '../../lab/vbmc.ts';
 import { cleanupStaleVm } from '../../lab/vm.ts';
-import { linkExists, linksStartingWith, processesWith, testLabIndex } from './helpers.ts';
+import { linkExists, linksStartingWith, processesWith, testLabIndex } from './support.ts';
 
 interface Ready {
   bridge: string;

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildDemoImage, DEMO_NO_CONFIGDRIVE, writeImageToDisk } from '../../lab/demo-image.ts';
 import { createLabNetwork, type LabNetwork } from '../../lab/network.ts';
 import { defineVm, labMac, type Vm } from '../../lab/vm.ts';
-import { linkExists, processesWith, testLabIndex } from './helpers.ts';
+import { linkExists, processesWith, testLabIndex } from './support.ts';
 
 describe('UEFI lab VM', { timeout: 240_000 }, () => {
   const index = testLabIndex(23);

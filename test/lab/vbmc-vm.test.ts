@@ -13,7 +13,7 @@ import { createLabNetwork, type LabNetwork } from '../../lab/network.ts';
 import { readPidFile } from '../../lab/proc.ts';
 import { type IpmiVbmc, startIpmiVbmc } from '../../lab/vbmc.ts';
 import { defineVm, labMac, type Vm } from '../../lab/vm.ts';
-import { ipmitool, linkExists, linksStartingWith, processesWith, testLabIndex, waitFor } from './helpers.ts';
+import { ipmitool, linkExists, linksStartingWith, processesWith, testLabIndex, waitFor } from './support.ts';
 
 describe('lab VM + IPMI vBMC', { timeout: 240_000 }, () => {
   const index = testLabIndex();
