@@ -39,7 +39,11 @@ interface Run {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-ramdisk-bench-'));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+};
 const s = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
 
 /** Kernel timestamps ([ 1.234]) of the unpack start and of "Freeing initrd memory". */
