@@ -1,7 +1,8 @@
 // What the bundled agent runs besides its built-in commands: each plugin adds command extensions
 // (merged by name with the built-in ones, e.g. standby.prepare_image beside standby.power_off)
 // and/or implements clean/deploy steps in the step tables (erase_devices, write_image, ...).
-// The disk engine registers itself here with one import and one entry in PLUGINS.
+// Plugins are loaded after lookup, before the command API opens: the disk engine's module graph
+// (an HTTP client, decompressors) is not needed to find the node, and start-up stays short.
 import type { CommandExtension } from './commands/types.ts';
 import type { StepTables } from './run.ts';
 
@@ -11,17 +12,14 @@ export interface AgentPlugin {
   configureSteps?(tables: StepTables): void;
 }
 
-export const PLUGINS: readonly AgentPlugin[] = [];
-
-/** The runAgent options that install a list of plugins. */
-export function pluginOptions(plugins: readonly AgentPlugin[]): {
-  extensions: CommandExtension[];
-  configureSteps: (tables: StepTables) => void;
-} {
-  return {
-    extensions: plugins.flatMap((p) => p.extensions ?? []),
-    configureSteps: (tables) => {
-      for (const p of plugins) p.configureSteps?.(tables);
-    },
-  };
+/** The plugins of the ramdisk agent. */
+export async function loadPlugins(): Promise<AgentPlugin[]> {
+  const [{ createDiskCommands }, { run }] = await Promise.all([
+    import('./commands/disk-steps.ts'),
+    import('./exec.ts'),
+  ]);
+  const disk = createDiskCommands({ run });
+  return [
+    { name: 'disk', extensions: disk.extensions, configureSteps: (t) => disk.register(t.clean, t.deploy) },
+  ];
 }

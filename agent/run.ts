@@ -28,6 +28,7 @@ import { physicalNics } from './inventory/interfaces.ts';
 import { IronicApiClient } from './ironic-api.ts';
 import { LogBuffer } from './log-buffer.ts';
 import { LookupTimeoutError, lookupNode } from './lookup.ts';
+import type { AgentPlugin } from './plugins.ts';
 import { AGENT_VERSION } from './version.ts';
 
 export interface StepTables {
@@ -47,6 +48,8 @@ export interface RunAgentOptions {
   extensions?: readonly CommandExtension[];
   /** Hook to implement clean/deploy steps (the disk engine's erase_devices, write_image, ...). */
   configureSteps?: (tables: StepTables) => void;
+  /** Plugins loaded after lookup, before the command API opens (see agent/plugins.ts). */
+  loadPlugins?: () => Promise<readonly AgentPlugin[]>;
 }
 
 export interface AgentHandle {
@@ -179,7 +182,22 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   });
   const startedAt = Date.now();
 
+  const installPlugins = async () => {
+    if (!opts.loadPlugins) return;
+    try {
+      for (const p of await opts.loadPlugins()) {
+        for (const e of p.extensions ?? []) registry.add(e);
+        p.configureSteps?.(tables);
+        log.info({ plugin: p.name }, 'plugin loaded');
+      }
+    } catch (e) {
+      // Without the plugin the agent still answers; its commands and steps report "not implemented".
+      log.error({ err: (e as Error).message ?? String(e) }, 'agent plugin failed to load');
+    }
+  };
+
   const serve = async () => {
+    await installPlugins();
     // koa is loaded only now, after the lookup: it is most of the agent's start-up cost.
     const { createAgentApp } = await import('./api/app.ts');
     const app = createAgentApp({

@@ -3,7 +3,7 @@
 // settings. `kiln agent ...` calls agentMain with its remaining arguments.
 import { readFileSync } from 'node:fs';
 import { parseAgentArgs, parseCmdline, resolveSettings, usage } from './config.ts';
-import { PLUGINS, pluginOptions } from './plugins.ts';
+import { loadPlugins } from './plugins.ts';
 import { runAgent } from './run.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -30,7 +30,7 @@ export async function agentMain(argv: readonly string[]): Promise<number> {
     process.stderr.write(`kiln agent: ${(e as Error).message}\n\n${usage()}\n`);
     return 2;
   }
-  const agent = runAgent({ settings, ...pluginOptions(PLUGINS) });
+  const agent = runAgent({ settings, loadPlugins });
   const onSignal = () => void agent.stop(0);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
