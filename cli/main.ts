@@ -9,6 +9,7 @@ import { KILN_VERSION } from '../shared/version.ts';
 import { ApiClient, CliError, EXIT, resolveApiUrl } from './client.ts';
 import { registerConductorCommand } from './commands/conductor.ts';
 import { registerImageCommands } from './commands/image.ts';
+import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/node.ts';
 
 export function buildProgram(): Command {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program, ctx);
   registerImageCommands(program, ctx);
   registerRamdiskCommand(program);
+  registerLabCommands(program);
   program
     .command('agent')
     .description(
