@@ -463,7 +463,15 @@ const POWER_ACTION: Record<string, PowerAction> = {
 
 /** driver_internal_info without the agent's URL and token: the ramdisk that held them is gone. */
 export function withoutAgent(info: Record<string, unknown>): Record<string, unknown> {
-  const { agent_url: _u, agent_secret_token: _t, agent_progress: _p, ...rest } = info;
+  const {
+    agent_url: _u,
+    agent_secret_token: _t,
+    agent_secret_token_pregenerated: _g,
+    // A stock IPA makes a new self-signed certificate every boot: forget the pinned one too.
+    agent_verify_ca: _c,
+    agent_progress: _p,
+    ...rest
+  } = info;
   return rest;
 }
 
