@@ -6,11 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { createDiskCommands } from '../../agent/commands/disk-steps.ts';
+import { StepTable } from '../../agent/commands/steps.ts';
 import type { Progress } from '../../agent/commands/types.ts';
 import { listBlockDevices, selectEraseTargets } from '../../agent/disk/devices.ts';
 import { TargetGuard } from '../../agent/disk/guard.ts';
 import { rescanPartitions } from '../../agent/disk/rescan.ts';
 import { eraseExpress, eraseFull, eraseMetadata } from '../../agent/disk/wipe.ts';
+import { createLogger } from '../../shared/log.ts';
 import { createLoopDevice, type LoopDevice, readDevice } from '../support/loopdev.ts';
 import { fillJunk, MiB } from './fixtures.ts';
 
@@ -71,6 +74,33 @@ describe('erase tiers', () => {
     assert.ok(all.every((b) => b === 0));
     assert.equal(seen.at(-1)?.phase, 'erase');
     assert.equal(seen.at(-1)?.bytes_done, SIZE);
+  });
+});
+
+describe('clean steps', () => {
+  test('erase_devices_metadata through the step table, confined to the allowed loop device', async () => {
+    await prepare();
+    const cmds = createDiskCommands({ allowOnly: [disk.path] });
+    const clean = new StepTable('clean');
+    const deploy = new StepTable('deploy');
+    cmds.register(clean, deploy);
+    const handler = clean.handler('erase_devices_metadata')!;
+    const ctx = {
+      log: createLogger({ name: 'test', level: 'silent' }),
+      signal: new AbortController().signal,
+      progress: () => {},
+      node: { driver_internal_info: { agent_erase_devices_iterations: 1 } },
+      ports: [],
+      step: { interface: 'deploy', step: 'erase_devices_metadata', priority: 99 } as never,
+    };
+    const r = (await handler({}, ctx)) as { erased: Array<{ device: string; method: string }> };
+    assert.deepEqual(
+      r.erased.map((e) => [e.device, e.method]),
+      [[disk.path, 'metadata']],
+    );
+    assert.equal(await signatures(), '');
+    assert.ok(deploy.handler('write_image'));
+    assert.ok(clean.handler('erase_devices') && clean.handler('erase_devices_express'));
   });
 });
 

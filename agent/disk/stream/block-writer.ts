@@ -39,13 +39,13 @@ const PROBE = 4096;
 
 /**
  * Node gives no way to ask for an aligned allocation. A large Buffer comes from malloc/mmap and
- * is 16-byte aligned, so we over-allocate by one page and find the sub-array whose address is
- * page-aligned by asking the kernel: an O_DIRECT read into a misaligned buffer fails with EINVAL.
- * Reading (never writing) keeps the probe harmless.
+ * is only 16-byte aligned, so we over-allocate by one page and find the sub-array whose address
+ * the device accepts by asking the kernel: an O_DIRECT read into a misaligned buffer fails with
+ * EINVAL. Reading (never writing) keeps the probe harmless.
  */
 async function alignedBuffer(fh: FileHandle, bytes: number): Promise<Buffer | null> {
   const raw = Buffer.allocUnsafeSlow(bytes + PROBE);
-  for (let off = 0; off < PROBE; off += 512) {
+  for (let off = 0; off < PROBE; off += 16) {
     try {
       await fh.read(raw, off, PROBE, 0);
       return raw.subarray(off, off + bytes);

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseImageInfo } from './image-info.ts';
+
+const base = { id: 'jammy.qcow2', urls: ['http://10.0.0.1:8080/agent_images/6f1c'], disk_format: 'qcow2' };
+
+test('os_hash pair preferred; legacy checksum means md5; nothing means refusal', () => {
+  const a = parseImageInfo({ ...base, os_hash_algo: 'sha512', os_hash_value: 'ab', checksum: 'cd' });
+  assert.deepEqual(a.checksum, { algo: 'sha512', value: 'ab' });
+  assert.deepEqual(parseImageInfo({ ...base, checksum: 'cd' }).checksum, { algo: 'md5', value: 'cd' });
+  assert.deepEqual(
+    parseImageInfo({ ...base, os_hash_algo: 'sha256', os_hash_value: 'http://x/SHA256SUMS' }).checksum,
+    {
+      algo: 'sha256',
+      url: 'http://x/SHA256SUMS',
+    },
+  );
+  assert.throws(() => parseImageInfo(base), /unverified image/);
+  assert.throws(
+    () => parseImageInfo({ ...base, os_hash_algo: 'sha1', os_hash_value: 'x' }),
+    /sha1 is not supported/,
+  );
+  assert.throws(() => parseImageInfo({ ...base, urls: [], checksum: 'x' }), /has no urls/);
+});
+
+test('partition image fields and boot mode (instance_info, capabilities, default UEFI)', () => {
+  const p = parseImageInfo({
+    ...base,
+    checksum: 'x',
+    image_type: 'partition',
+    root_gb: 10,
+    swap_mb: 512,
+    disk_label: 'gpt',
+  });
+  assert.deepEqual(p.partition, {
+    rootMb: 10240,
+    swapMb: 512,
+    ephemeralMb: 0,
+    ephemeralFormat: null,
+    bootMode: 'uefi',
+    diskLabel: 'gpt',
+  });
+  const bios = parseImageInfo({ ...base, checksum: 'x' }, { properties: { capabilities: 'boot_mode:bios' } });
+  assert.equal(bios.bootMode, 'bios');
+  assert.equal(parseImageInfo({ ...base, checksum: 'x' }).partition, null);
+  assert.throws(() => parseImageInfo({ ...base, checksum: 'x', image_type: 'partition' }), /needs root_mb/);
+});
