@@ -52,11 +52,14 @@ function ctx(node: Record<string, unknown>): StepContext {
 
 async function withMount<T>(dev: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const mnt = await mkdtemp(join(tmpdir(), 'kiln-mnt-'));
-  await execa('mount', ['-o', 'ro', dev, mnt]);
   try {
-    return await fn(mnt);
+    await execa('mount', ['-o', 'ro', dev, mnt]);
+    try {
+      return await fn(mnt);
+    } finally {
+      await execa('umount', [mnt]);
+    }
   } finally {
-    await execa('umount', [mnt]);
     await rm(mnt, { recursive: true, force: true });
   }
 }

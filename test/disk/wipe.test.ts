@@ -115,6 +115,7 @@ describe('safety', () => {
     await prepare();
     mnt = await mkdtemp(join(tmpdir(), 'kiln-mnt-'));
     await execa('mount', [disk.part(1), mnt]);
+    // (afterEach unmounts and removes mnt even when this test fails)
     const devs = await listBlockDevices(undefined, [disk.path]);
     const sel = await selectEraseTargets(devs, null, { allowOnly: [disk.path] });
     assert.equal(sel.targets.length, 0);

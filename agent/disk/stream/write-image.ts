@@ -21,15 +21,6 @@ import { type DownloadOptions, download } from './http-source.ts';
 import { ProgressMeter, type ProgressSink } from './progress.ts';
 import { Qcow2Stream } from './qcow2.ts';
 
-/**
- * Every network read is a fresh 64 KiB Buffer. V8 frees them only when a GC runs, and with
- * little JS garbage that happens only once ~64 MB of buffers have piled up, which is most of
- * the writer's peak RSS. When node runs with --expose-gc, a cheap minor GC every few MiB
- * frees them promptly (the agent's launcher passes the flag); without it nothing changes.
- */
-const minorGc = (globalThis as { gc?: (o: { type: 'minor' }) => void }).gc;
-const GC_EVERY = 8 * 1024 * 1024;
-
 export type HashAlgo = 'sha256' | 'sha512' | 'md5';
 
 export interface WriteImageRequest {
@@ -155,15 +146,9 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     });
     // Count and report bytes as they come off the wire, before decompression.
     const chunks = dl.chunks;
-    let sinceGc = 0;
     const counted = (async function* () {
       for await (const c of chunks) {
         downloaded += c.length;
-        sinceGc += c.length;
-        if (sinceGc >= GC_EVERY) {
-          sinceGc = 0;
-          minorGc?.({ type: 'minor' });
-        }
         meter.update(downloaded);
         yield c;
       }
