@@ -4,6 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import type Router from '@koa/router';
 import type { Logger } from '../shared/log.ts';
+import { buildConfigDrive } from '../agent/disk/configdrive.ts';
 import { AgentClient } from './agent/client.ts';
 import { createRamdiskRouter } from './agent/ramdisk-api.ts';
 import { createApp } from './api/app.ts';
@@ -69,6 +70,19 @@ export async function startConductor(
     clientFor: (node) => agentClient.forNode(node),
     imageUrl: (image) => (cache && publicUrl ? `${publicUrl}/images/${image.uuid}` : image.url),
     fastTrack: config.conductor.fast_track,
+    configDrive: (node) => {
+      // The OpenStack config drive: hostname and identity, plus what the deploy request gave.
+      const info = node.instance_info;
+      const extra = (info.configdrive ?? {}) as Record<string, unknown>;
+      return buildConfigDrive({
+        hostname: String(info.hostname ?? node.name ?? node.uuid),
+        uuid: node.uuid,
+        public_keys: extra.public_keys as Record<string, string> | undefined,
+        network_data: extra.network_data as Record<string, unknown> | undefined,
+        user_data: (extra.user_data as string | undefined) ?? null,
+        meta_data: extra.meta_data as Record<string, unknown> | undefined,
+      });
+    },
   });
   const workflowFor =
     over.workflowFor ??
