@@ -199,6 +199,7 @@ export async function startConductor(
   const timers: NodeJS.Timeout[] = [];
   const watchdog = setInterval(() => {
     engine.checkCallbackTimeouts().catch((e) => log.error({ err: e }, 'call-back watchdog failed'));
+    engine.pollWaiting().catch((e) => log.error({ err: e }, 'polling waiting agents failed'));
   }, config.conductor.watchdog_interval_s * 1000);
   timers.push(watchdog);
   const sync =

@@ -231,7 +231,8 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
         ],
         'boot.lease_file': join(stateDir, 'dhcp-leases.jsonl'),
         'boot.ramdisk_dir': join(stateDir, 'ramdisk'),
-        'boot.kernel_args': ['console=ttyS0', 'ipa-insecure=1'],
+        // The fault run kills the agent from the ramdisk's console shell.
+        'boot.kernel_args': ['console=ttyS0', ...(opts.faultRun ? ['kiln-shell=1'] : [])],
         'images.cache_dir': join(stateDir, 'image-cache'),
         'log.level': 'debug',
       },

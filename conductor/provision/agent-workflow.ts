@@ -71,6 +71,14 @@ function nodeForAgent(node: NodeRecord): Record<string, unknown> {
   return { ...rest, driver_internal_info: dii };
 }
 
+/** The agent no longer lists the step we started: it restarted, or the ramdisk rebooted. */
+function agentLost(task: Task, what: string): KilnError {
+  return new KilnError(
+    'AGENT_ERROR',
+    `the agent at ${String(task.node.driver_internal_info.agent_url)} no longer knows the ${what} it was running (the agent process restarted or the ramdisk rebooted), so the step did not finish`,
+  );
+}
+
 function failedCommand(cmd: CommandRecord, what: string): KilnError {
   const err = cmd.command_error as { message?: string; details?: string } | null | undefined;
   return new KilnError(
@@ -200,8 +208,10 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
     if (!Array.isArray(info.clean_step_list)) return startCleaning(task);
     const cmd = await lastCommand(task);
     const current = info.clean_step as Step | undefined;
-    if (!cmd || cmd.command_name !== 'execute_clean_step')
+    if (!cmd || cmd.command_name !== 'execute_clean_step') {
+      if (current) throw agentLost(task, `clean step ${current.step}`);
       return runCleanStep(task, Number(info.clean_step_index ?? 0));
+    }
     if (cmd.command_status === 'RUNNING') return 'wait';
     if (cmd.command_status === 'FAILED') throw failedCommand(cmd, `clean step ${current?.step ?? ''}`);
     const done = (cmd.command_result as { clean_step?: Step } | null)?.clean_step;
@@ -290,7 +300,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
   async function continueDeploy(task: Task): Promise<PhaseResult> {
     if (!task.node.driver_internal_info.deploy_step) return startDeploy(task);
     const cmd = await lastCommand(task);
-    if (!cmd || cmd.command_name !== 'execute_deploy_step') return startDeploy(task);
+    if (!cmd || cmd.command_name !== 'execute_deploy_step') throw agentLost(task, 'write_image');
     if (cmd.command_status === 'RUNNING') return 'wait';
     if (cmd.command_status === 'FAILED') throw failedCommand(cmd, 'write_image');
     return finishDeploy(task);

@@ -294,7 +294,10 @@ export class ProvisionEngine {
       return;
     }
     try {
-      await this.step(task, 'fail', { last_error: lastError }, reason);
+      // As Ironic does, a failure forgets the agent: its token is not handed to whatever runs
+      // next, and a retry boots a fresh ramdisk instead of trusting a half-finished one.
+      const fresh = (await this.opts.store.nodes.get(task.node.uuid)) ?? task.node;
+      await this.step(task, 'fail', { last_error: lastError, driver_internal_info: withoutAgent(fresh.driver_internal_info) }, reason);
     } catch (e2) {
       this.log.error({ node: task.node.uuid, err: e2 }, 'could not record failure');
     }
@@ -420,6 +423,22 @@ export class ProvisionEngine {
     }
     if (freed || failed) this.log.warn({ freed, failed }, 'recovered after restart');
     return failed;
+  }
+
+  /**
+   * Look at every node waiting on a live agent without waiting for its next heartbeat (which
+   * can be minutes away): a finished or failed step moves on at once, and an agent that died or
+   * restarted mid-step is noticed within one watchdog period.
+   */
+  async pollWaiting(): Promise<number> {
+    let polled = 0;
+    for (const state of WAIT_STATES) {
+      for (const node of await this.opts.store.nodes.list({ provision_state: state, limit: 100_000 })) {
+        if (node.reservation || node.maintenance || !node.driver_internal_info.agent_url) continue;
+        if (await this.resume(node.uuid, 'conductor')) polled++;
+      }
+    }
+    return polled;
   }
 
   /** Fail nodes whose ramdisk has been silent longer than the call-back timeout. */
