@@ -62,7 +62,8 @@ mkdir -p "$CACHE/tmp" "$CACHE/layers" "$OUT"
 CACHE=$(cd "$CACHE" && pwd)
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "$CACHE/tmp/build.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+NEW=''
+trap 'rm -rf "$WORK" ${NEW:+"$NEW"}' EXIT
 
 # --- 1. inputs -------------------------------------------------------------------------------
 KPKG=$(kernel_image_package "$KERNEL_PACKAGE")
@@ -103,6 +104,7 @@ LAYER="$CACHE/layers/base-$BASE_KEY"
 
 if [ -f "$LAYER/done" ]; then
   log "reusing cached base layer $LAYER"
+  touch "$LAYER"
 else
   log "building base layer $BASE_KEY (kernel $KVER, node $NODE_VERSION, $COMPRESSION)"
   ST="$WORK/base"
@@ -125,20 +127,24 @@ else
   track init etc/kiln-ramdisk
   normalize "$ST" "$EPOCH"
 
-  rm -rf "$LAYER.tmp"
-  mkdir -p "$LAYER.tmp"
+  # Private temporary names: two builds sharing a cache must not write into each other's files.
+  NEW="$LAYER.tmp.$$"
+  mkdir -p "$NEW"
   (cd "$ST" && while IFS=$'\t' read -r c p; do printf '%s\t%s\n' "$c" "$(stat -c %s "$p")"; done <"$COMPONENTS") |
-    awk -F'\t' '{ n[$1]++; b[$1] += $2 } END { for (c in n) printf "%s\t%d\t%d\n", c, n[c], b[c] }' | sort >"$LAYER.tmp/sizes.tsv"
+    awk -F'\t' '{ n[$1]++; b[$1] += $2 } END { for (c in n) printf "%s\t%d\t%d\n", c, n[c], b[c] }' | sort >"$NEW/sizes.tsv"
   cpio_of "$ST" "$WORK/base.cpio"
-  file_size "$WORK/base.cpio" >"$LAYER.tmp/cpio-size"
+  file_size "$WORK/base.cpio" >"$NEW/cpio-size"
   t0=$(date +%s.%N)
-  compress_to "$COMPRESSION" "$WORK/base.cpio" "$LAYER.tmp/base.cpio.$COMPRESSION"
+  compress_to "$COMPRESSION" "$WORK/base.cpio" "$NEW/base.cpio.$COMPRESSION"
   log "compressed the base layer with $COMPRESSION in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
-  pad4 "$LAYER.tmp/base.cpio.$COMPRESSION"
-  touch "$LAYER.tmp/done"
+  pad4 "$NEW/base.cpio.$COMPRESSION"
+  touch "$NEW/done"
   rm -rf "$LAYER" "$ST" "$WORK/base.cpio"
-  mv "$LAYER.tmp" "$LAYER"
+  mv "$NEW" "$LAYER"
 fi
+# Keep the three most recently used base layers (about 50 MB each); older ones are rebuilt on demand.
+find "$CACHE/layers" -mindepth 1 -maxdepth 1 -type d -name 'base-*' ! -name '*.tmp.*' -printf '%T@ %p\n' |
+  sort -rn | tail -n +4 | cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
 
 # --- 3. agent layer -----------------------------------------------------------------------------
 mkdir -p "$WORK/agent"

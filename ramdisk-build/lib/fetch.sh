@@ -72,12 +72,13 @@ unpacked() {
   dir="$CACHE/unpacked/${name%.deb}"
   if [ ! -f "$dir/.unpacked" ]; then
     [ -f "$CACHE/debs/$name" ] || die "internal: $name was not downloaded"
-    rm -rf "$dir.tmp"
-    mkdir -p "$dir.tmp"
-    dpkg-deb -x "$CACHE/debs/$name" "$dir.tmp" || die "dpkg-deb -x failed for $CACHE/debs/$name (corrupt download? delete it and retry)"
-    touch "$dir.tmp/.unpacked"
+    local tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    dpkg-deb -x "$CACHE/debs/$name" "$tmp" || die "dpkg-deb -x failed for $CACHE/debs/$name (corrupt download? delete it and retry)"
+    touch "$tmp/.unpacked"
     rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
+    mv "$tmp" "$dir"
   fi
   printf '%s\n' "$dir"
 }
@@ -133,12 +134,13 @@ fetch_node() {
   fi
   NODE_INTEGRITY=$integrity
   if [ ! -f "$dir/node-$ver.stripped" ]; then
-    rm -rf "$dir/x"
-    mkdir -p "$dir/x"
-    tar -xzf "$tgz" -C "$dir/x" package/bin/node || die "$tgz has no package/bin/node"
-    strip -o "$dir/node-$ver.tmp" "$dir/x/package/bin/node"
-    mv "$dir/node-$ver.tmp" "$dir/node-$ver.stripped"
-    rm -rf "$dir/x"
+    local x="$dir/x.$$"
+    rm -rf "$x"
+    mkdir -p "$x"
+    tar -xzf "$tgz" -C "$x" package/bin/node || die "$tgz has no package/bin/node"
+    strip -o "$x/node" "$x/package/bin/node"
+    mv "$x/node" "$dir/node-$ver.stripped"
+    rm -rf "$x"
   fi
   NODE_BIN="$dir/node-$ver.stripped"
 }
