@@ -284,7 +284,7 @@ async function ataSecureErase(device: string, ctx: EraseContext): Promise<EraseM
 export async function zeroFill(device: string, ctx: EraseContext): Promise<void> {
   const run = ctx.run ?? defaultRun;
   const size = await deviceBytes(device, run);
-  const w = await BlockWriter.open(device, ctx.guard, { deviceBytes: size, chunkBytes: 8 * MiB });
+  const w = await BlockWriter.open(device, ctx.guard, { deviceBytes: size });
   const zero = Buffer.alloc(8 * MiB);
   const meter = new ProgressMeter('erase', ctx.progress);
   meter.total = size;

@@ -1,6 +1,6 @@
 // Writes image bytes to a block device at given offsets. Contiguous writes are gathered into a
-// large buffer and written with one positional write, two buffers deep so the network and the
-// disk work at the same time. When the device accepts O_DIRECT the buffers are block-aligned
+// large buffer and written with one positional write, several buffers deep so the network and
+// the disk work at the same time. When the device accepts O_DIRECT the buffers are block-aligned
 // (see alignedBuffer) and the page cache is bypassed; otherwise writes are buffered and
 // fdatasync makes them durable. Either way nothing counts as written before flush() returns.
 import { constants, promises as fsp } from 'node:fs';
@@ -8,8 +8,13 @@ import type { FileHandle } from 'node:fs/promises';
 import type { TargetGuard } from '../guard.ts';
 
 export interface BlockWriterOptions {
-  /** Size of each gathered write. 4 MiB matches what dd with bs=4M does. */
+  /** Size of each gathered write (default 2 MiB). */
   chunkBytes?: number;
+  /**
+   * Buffers (default 4): one filling while the others are written. Measured on loopback
+   * (1 GiB raw): 4 MiB × 2 took 2.3–2.9 s, 2 MiB × 4 took 1.8–1.9 s; same memory.
+   */
+  depth?: number;
   /** Try O_DIRECT first (default true). */
   direct?: boolean;
   /** Device size; writes past it fail with DEVICE_TOO_SMALL. */
@@ -75,17 +80,21 @@ export class BlockWriter {
 
   static async open(device: string, guard: TargetGuard, opts: BlockWriterOptions): Promise<BlockWriter> {
     guard.assertWritable(device);
-    const chunk = opts.chunkBytes ?? 4 * 1024 * 1024;
+    const chunk = opts.chunkBytes ?? 2 * 1024 * 1024;
+    const depth = Math.max(2, opts.depth ?? 4);
     const buffered = await fsp.open(device, constants.O_WRONLY);
     let fh: FileHandle | null = null;
     let bufs: Buffer[] = [];
     if (opts.direct !== false) {
       try {
         fh = await fsp.open(device, constants.O_RDWR | constants.O_DIRECT);
-        const a = await alignedBuffer(fh, chunk);
-        const b = a ? await alignedBuffer(fh, chunk) : null;
-        if (a && b) bufs = [a, b];
-        else {
+        for (let i = 0; i < depth; i++) {
+          const b = await alignedBuffer(fh, chunk);
+          if (!b) break;
+          bufs.push(b);
+        }
+        if (bufs.length < depth) {
+          bufs = [];
           await fh.close();
           fh = null;
         }
@@ -95,7 +104,7 @@ export class BlockWriter {
       }
     }
     const direct = fh !== null;
-    if (!direct) bufs = [Buffer.allocUnsafeSlow(chunk), Buffer.allocUnsafeSlow(chunk)];
+    if (!direct) bufs = Array.from({ length: depth }, () => Buffer.allocUnsafeSlow(chunk));
     const w = new BlockWriter(device, fh ?? buffered, buffered, direct, 512, opts.deviceBytes);
     w.slots = bufs.map((buf) => ({ buf, pending: null }));
     return w;
