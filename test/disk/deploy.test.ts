@@ -132,7 +132,7 @@ after(async () => {
 });
 
 describe('config drive', () => {
-  test('built by the conductor-side helper, read back as ISO 9660 labelled config-2', async () => {
+  test('built by the conductor-side builder, read back as ISO 9660 labelled config-2', async () => {
     const b64 = await buildConfigDrive({
       hostname: 'node-1',
       uuid: NODE_UUID,
