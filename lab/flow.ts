@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  rmSync,
   statSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -179,6 +180,10 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
       level: 'debug',
       destination: createWriteStream(join(stateDir, 'lab.log'), { flags: 'a' }),
     });
+  // Each run starts from scratch: a new database, no leases, blank VM disks.
+  for (const f of ['kiln.db', 'kiln.db-wal', 'kiln.db-shm', 'dhcp-leases.jsonl'])
+    rmSync(join(stateDir, f), { force: true });
+  for (let i = 0; i < opts.vms; i++) rmSync(join(stateDir, 'lab', `vm${i}`, 'disk.raw'), { force: true });
   const timings: PhaseTiming[] = [];
   const clock = new Clock();
 

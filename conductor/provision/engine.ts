@@ -297,7 +297,12 @@ export class ProvisionEngine {
       // As Ironic does, a failure forgets the agent: its token is not handed to whatever runs
       // next, and a retry boots a fresh ramdisk instead of trusting a half-finished one.
       const fresh = (await this.opts.store.nodes.get(task.node.uuid)) ?? task.node;
-      await this.step(task, 'fail', { last_error: lastError, driver_internal_info: withoutAgent(fresh.driver_internal_info) }, reason);
+      await this.step(
+        task,
+        'fail',
+        { last_error: lastError, driver_internal_info: withoutAgent(fresh.driver_internal_info) },
+        reason,
+      );
     } catch (e2) {
       this.log.error({ node: task.node.uuid, err: e2 }, 'could not record failure');
     }
