@@ -146,7 +146,7 @@ describe('agent workflow', () => {
     const pxe = bmc.calls.findIndex((c) => c.startsWith('setBootDevice pxe'));
     const reboot = bmc.calls.findIndex((c) => c.startsWith('setPower reboot'));
     assert.ok(pxe >= 0 && reboot > pxe, bmc.calls.join(', '));
-    assert.equal(bmc.bootDevice, 'pxe');
+    assert.equal(bmc.lastBootDevice, 'pxe', 'the reboot used the one-time PXE override');
   });
 
   it('deploys: write_image with the cached URL, checksum and config drive, then boots from disk', async () => {
