@@ -12,6 +12,7 @@
 // which O_DIRECT rejects. The baseline does not hash; Kiln's writer does (sha256).
 //
 //   node --import tsx bench/image-write.bench.ts [--gib 2] [--rounds 3] [--dir /dev/shm]
+// KILN_BENCH_NODE_FLAGS="--max-semi-space-size=1" passes node flags to the writer child.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -104,9 +105,17 @@ function runChild(
   args: ChildArgs,
 ): Promise<{ seconds: number; direct: boolean; hwm: number; startRss: number }> {
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [childBundle, JSON.stringify(args)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        ...(process.env.KILN_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+        childBundle,
+        JSON.stringify(args),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d) => {
       out += d;
