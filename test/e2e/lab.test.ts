@@ -1,0 +1,59 @@
+// The whole of Kiln end to end, as `kiln lab up` runs it: one QEMU VM PXE-boots on an isolated
+// bridge, enrolls itself, is cleaned, deployed with the demo image (after a fault run in which
+// its agent is killed mid-write and the deploy fails, then a retry succeeds), boots the image
+// which prints the hostname from its config drive, and is undeployed and wiped again.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runLabFlow } from '../../lab/flow.ts';
+
+describe('lab end to end (QEMU, real PXE, IPMI BMC)', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'kiln-e2e-'));
+  after(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  it('takes a VM from first power-on to active and back to available, surviving a killed agent', {
+    timeout: 40 * 60_000,
+  }, async (t) => {
+    const lines: string[] = [];
+    const r = await runLabFlow({
+      vms: 1,
+      bmc: 'ipmi',
+      stateDir,
+      index: 7,
+      apiPort: 16385,
+      faultRun: true,
+      say: (l) => {
+        lines.push(l);
+        t.diagnostic(l);
+      },
+    });
+    assert.equal(r.nodes.length, 1);
+    const node = r.nodes[0]!;
+    assert.equal(node.provision_state, 'available');
+    assert.equal(node.last_error, null);
+    assert.equal(node.bmc_password, '******');
+    assert.ok(node.inventory, 'inventory stored at enrollment');
+    const phases = r.timings.map((p) => p.phase);
+    for (const p of [
+      'power on → enrolled + inspected',
+      'provide (cleaning)',
+      'fault run: agent killed → deploy failed',
+      'deploy (stream + verify + reboot)',
+      'boot from disk → marker with hostname',
+      'undeploy (cleaning, verified)',
+    ]) {
+      assert.ok(phases.includes(p), `phase ${p} ran`);
+    }
+    assert.ok(
+      lines.some((l) =>
+        /deploy failed as expected: deploying failed|deploy failed as expected: wait call-back failed/.test(
+          l,
+        ),
+      ),
+      lines.join('\n'),
+    );
+    assert.ok(lines.some((l) => /KILN-DEMO-BOOTED hostname=demo-vm0/.test(l)));
+  });
+});
