@@ -66,3 +66,25 @@ test('a forced beat comes right after a command ends, but not within 5 s of the 
   hb.stop();
   assert.equal(r.calls.length, 3);
 });
+
+test('while a command reports progress to a conductor that asked for it, beats come at the progress pace', async () => {
+  for (const negotiated of [true, false]) {
+    const r = recorder([]);
+    const hb = new Heartbeater({
+      api: r.api,
+      nodeUuid: 'n1',
+      callbackUrl: 'http://127.0.0.1:9999',
+      token: () => 'tok',
+      heartbeatTimeoutS: 600,
+      log: silentLogger(),
+      progress: () => ({ phase: 'writing', bytes_done: 1, bytes_total: 2 }),
+      progressNegotiated: () => negotiated,
+      progressIntervalMs: 100,
+    });
+    hb.start();
+    await new Promise((res) => setTimeout(res, 450));
+    hb.stop();
+    if (negotiated) assert.ok(r.calls.length >= 4, `${r.calls.length} beats with progress`);
+    else assert.equal(r.calls.length, 1, 'a stock conductor keeps IPA pacing');
+  }
+});

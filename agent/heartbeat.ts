@@ -18,6 +18,13 @@ export interface HeartbeaterOptions {
   random?: () => number;
   /** Smallest gap between a forced beat and the previous good one. */
   forcedGapMs?: number;
+  /**
+   * Kiln extension: while a command reports progress to a conductor that asked for it, beat this
+   * often so operators watch bytes move instead of waiting minutes for the next IPA-paced beat.
+   */
+  progressIntervalMs?: number;
+  /** True when the conductor negotiated the progress extension. */
+  progressNegotiated?: () => boolean;
 }
 
 export class Heartbeater {
@@ -101,7 +108,10 @@ export class Heartbeater {
       );
     }
     this.inFlight = false;
-    const normal = this.interval();
+    let normal = this.interval();
+    if (this.opts.progressIntervalMs && this.opts.progressNegotiated?.() && this.opts.progress?.()) {
+      normal = Math.min(normal, this.opts.progressIntervalMs);
+    }
     if (ok) {
       this.lastOk = Date.now();
       // A command that finished while this beat was in flight still needs its own beat.

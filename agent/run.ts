@@ -292,6 +292,8 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       heartbeatTimeoutS: found.config.heartbeat_timeout,
       log,
       progress: (): KilnProgress | null => executor.current()?.progress ?? null,
+      progressNegotiated: withProgress,
+      progressIntervalMs: 2000,
     });
     heartbeater.start();
     log.info({ node: found.node.uuid, callback_url: state.callbackUrl }, 'heartbeating');
