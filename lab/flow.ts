@@ -64,7 +64,11 @@ class Clock {
 }
 
 /** A plain static file server on the bridge: the demo image's origin (the conductor caches it). */
-async function serveFile(path: string, host: string): Promise<{ url: string; server: Server }> {
+async function serveFile(
+  path: string,
+  host: string,
+  rateBps?: number,
+): Promise<{ url: string; server: Server }> {
   const size = statSync(path).size;
   const server = createServer((req, res) => {
     if (req.url !== '/demo.raw') {
@@ -80,7 +84,15 @@ async function serveFile(path: string, host: string): Promise<{ url: string; ser
       ...(m ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
     });
     if (req.method === 'HEAD') return res.end();
-    createReadStream(path, { start, end }).pipe(res);
+    const body = createReadStream(path, { start, end, highWaterMark: 64 * 1024 });
+    if (!rateBps) return body.pipe(res);
+    // A slow origin, so that a write lasts long enough to be interrupted on purpose.
+    body.on('data', (chunk) => {
+      body.pause();
+      res.write(chunk, () => setTimeout(() => body.resume(), (1000 * chunk.length) / rateBps));
+    });
+    body.on('end', () => res.end());
+    res.on('close', () => body.destroy());
   });
   await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as { port: number }).port;
@@ -256,7 +268,7 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
     });
     conductor = await startConductor(config, flog);
     const api = new ApiClient(conductor.url, 'lab');
-    const served = await serveFile(demo.path, net.hostIp);
+    const served = await serveFile(demo.path, net.hostIp, opts.faultRun ? 1024 * 1024 : undefined);
     origin = served.server;
     await api.call('POST', '/v1/images', {
       name: 'kiln-demo',
