@@ -43,7 +43,11 @@ export interface DemoImageOptions {
   run?: Runner;
 }
 
-const HERE = join(import.meta.dirname, 'demo-image');
+/** lab/demo-image beside this module, or, once bundled into dist/kiln.mjs, ../lab/demo-image. */
+const HERE =
+  [join(import.meta.dirname, 'demo-image'), join(import.meta.dirname, '..', 'lab', 'demo-image')].find((d) =>
+    existsSync(join(d, 'build.sh')),
+  ) ?? join(import.meta.dirname, 'demo-image');
 
 export function defaultLabCache(): string {
   return (

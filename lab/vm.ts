@@ -360,7 +360,11 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
       marker: qmp,
       qmpSocket: qmp,
       node: process.execPath,
-      qmpClient: join(import.meta.dirname, 'qmp-client.mjs'),
+      qmpClient:
+        [
+          join(import.meta.dirname, 'qmp-client.mjs'),
+          join(import.meta.dirname, '..', 'lab', 'qmp-client.mjs'),
+        ].find((f) => existsSync(f)) ?? join(import.meta.dirname, 'qmp-client.mjs'),
     }),
     { mode: 0o755 },
   );
