@@ -24,8 +24,8 @@ const BOOT_BUDGET_MS = 240_000;
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-ramdisk-test-'));
 let built: BuildRamdiskResult;
-let ironic: FakeIronic | undefined;
-let vm: Vm | undefined;
+const ironics: FakeIronic[] = [];
+const vms: Vm[] = [];
 
 before(async () => {
   const agent = await buildAgent(join(tmp, 'agent.mjs'));
@@ -39,10 +39,17 @@ before(async () => {
 });
 
 after(async () => {
-  await vm?.stop();
-  await ironic?.close();
+  for (const v of vms) await v.stop();
+  for (const i of ironics) await i.close();
   rmSync(tmp, { recursive: true, force: true });
 });
+
+function sparseDisk(name: string): string {
+  const disk = join(tmp, name);
+  writeFileSync(disk, '');
+  truncateSync(disk, DISK_BYTES);
+  return disk;
+}
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -71,12 +78,11 @@ test('the build writes kernel, initramfs and a manifest that describes them', ()
 });
 
 test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and reports its inventory', async () => {
-  ironic = await startFakeIronic({ knownMac: MAC });
-  const disk = join(tmp, 'disk.img');
-  writeFileSync(disk, '');
-  truncateSync(disk, DISK_BYTES); // sparse
+  const ironic = await startFakeIronic({ knownMac: MAC });
+  ironics.push(ironic);
+  const disk = sparseDisk('disk.img');
   const agentPort = await freePort();
-  vm = startVm({
+  const vm = startVm({
     kernel: built.kernel,
     initramfs: built.initramfs,
     append: `ipa-api-url=http://${CONDUCTOR_IP} BOOTIF=01-${MAC.replaceAll(':', '-')} ipa-insecure=1`,
@@ -86,6 +92,7 @@ test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and repo
     agentPort,
     consoleLog: join(tmp, 'console.log'),
   });
+  vms.push(vm);
   const t0 = vm.startedAt;
   const since = (at: number) => `${((at - t0) / 1000).toFixed(1)} s`;
   try {
@@ -104,7 +111,7 @@ test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and repo
       `lookup addresses ${lookup.query.get('addresses')} include ${MAC}`,
     );
     const hb = await ironic.waitFor(
-      (r) => r.method === 'POST' && r.path === `/v1/heartbeat/${ironic!.nodeUuid}`,
+      (r) => r.method === 'POST' && r.path === `/v1/heartbeat/${ironic.nodeUuid}`,
       60_000,
       'heartbeat',
     );
@@ -148,6 +155,43 @@ test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and repo
     if (inv.kiln_collector_failures.length) console.log('collector failures:', inv.kiln_collector_failures);
   } catch (e) {
     console.log(`--- VM console (tail) ---\n${vm.console().split('\n').slice(-80).join('\n')}`);
+    throw e;
+  }
+});
+
+test('with two NICs the init skips the BOOTIF NIC that cannot reach the conductor and uses the other', async () => {
+  // eth0 (BOOTIF) gets a DHCP lease on a network with no way to the conductor; eth1 reaches it.
+  const bootifMac = '52:54:00:6b:69:01';
+  const ironic = await startFakeIronic({ knownMac: bootifMac });
+  ironics.push(ironic);
+  const vm = startVm({
+    kernel: built.kernel,
+    initramfs: built.initramfs,
+    append: `ipa-api-url=http://${CONDUCTOR_IP} BOOTIF=${bootifMac}`,
+    mac: MAC,
+    extraNics: [{ mac: bootifMac, net: '10.0.3.0/24' }],
+    disk: sparseDisk('disk2.img'),
+    conductorPort: ironic.port,
+    agentPort: await freePort(),
+    consoleLog: join(tmp, 'console2.log'),
+  });
+  vms.push(vm);
+  try {
+    await vm.waitForConsole(/kiln-init: NICs: eth0 eth1 \(BOOTIF NIC: eth0\)/, BOOT_BUDGET_MS);
+    await vm.waitForConsole(/kiln-init: network: eth1 10\.0\.2\.15\/24 reaches 10\.0\.2\.100:80/, 60_000);
+    const lookup = await ironic.waitFor((r) => r.path === '/v1/lookup', 60_000, 'GET /v1/lookup');
+    const addresses = (lookup.query.get('addresses') ?? '').split(',');
+    assert.ok(addresses.includes(bootifMac) && addresses.includes(MAC), `lookup addresses ${addresses}`);
+    const hb = await ironic.waitFor(
+      (r) => r.path === `/v1/heartbeat/${ironic.nodeUuid}`,
+      60_000,
+      'heartbeat',
+    );
+    // The agent advertises the address of the NIC that reached the conductor.
+    assert.equal((hb.body as { callback_url: string }).callback_url, `http://${GUEST_IP}:9999`);
+    console.log(`two NICs: QEMU start -> lookup ${((lookup.at - vm.startedAt) / 1000).toFixed(1)} s`);
+  } catch (e) {
+    console.log(`--- VM console (tail) ---\n${vm.console().split('\n').slice(-60).join('\n')}`);
     throw e;
   }
 });

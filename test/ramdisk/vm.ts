@@ -23,6 +23,11 @@ export interface VmOptions {
   agentPort: number;
   consoleLog: string;
   memoryMiB?: number;
+  /**
+   * NICs placed before the conductor's NIC (so they come first, eth0...), each on its own
+   * restricted user network (`net`, e.g. 10.0.3.0/24) with DHCP but no way to the conductor.
+   */
+  extraNics?: { mac: string; net: string }[];
 }
 
 export interface Vm {
@@ -56,6 +61,12 @@ export function startVm(o: VmOptions): Vm {
     `guestfwd=tcp:${CONDUCTOR_IP}:80-cmd:busybox nc 127.0.0.1 ${o.conductorPort}`,
     `hostfwd=tcp:127.0.0.1:${o.agentPort}-:9999`,
   ].join(',');
+  const extra = (o.extraNics ?? []).flatMap((n, i) => [
+    '-netdev',
+    `user,id=x${i},restrict=on,net=${n.net}`,
+    '-device',
+    `virtio-net-pci,netdev=x${i},mac=${n.mac}`,
+  ]);
   const args = [
     '-machine',
     'q35',
@@ -74,6 +85,7 @@ export function startVm(o: VmOptions): Vm {
     o.initramfs,
     '-append',
     `console=ttyS0 panic=-1 ${o.append}`,
+    ...extra,
     '-netdev',
     netdev,
     '-device',
