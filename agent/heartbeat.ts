@@ -29,6 +29,7 @@ export interface HeartbeaterOptions {
 
 export class Heartbeater {
   private timer: NodeJS.Timeout | null = null;
+  private progressTimer: NodeJS.Timeout | null = null;
   private dueAt = 0;
   private lastOk = 0;
   private forcedAt = 0;
@@ -43,12 +44,26 @@ export class Heartbeater {
   start(): void {
     this.stopped = false;
     this.schedule(0);
+    const every = this.opts.progressIntervalMs;
+    if (every) {
+      // A command that starts reporting progress mid-interval should not wait for a beat that
+      // was scheduled minutes ago at IPA's pace: bring it forward.
+      this.progressTimer = setInterval(() => {
+        if (this.stopped || this.inFlight || !this.opts.progressNegotiated?.() || !this.opts.progress?.())
+          return;
+        const wanted = Math.max(Date.now(), this.lastOk + every);
+        if (wanted < this.dueAt) this.schedule(wanted - Date.now());
+      }, every);
+      this.progressTimer.unref?.();
+    }
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.progressTimer) clearInterval(this.progressTimer);
     this.timer = null;
+    this.progressTimer = null;
   }
 
   /** Ask for a beat soon (an async command just finished). */
