@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
+import { JSON_COLUMNS, label, limitOf, nodeLocked, nodeNotFound, now, PATCH_COLUMNS } from './common.ts';
 import { POSTGRES_MIGRATIONS, pendingMigrations } from './migrations.ts';
 import type {
   EventRecord,
@@ -27,54 +28,10 @@ import type {
 type Row = Record<string, unknown>;
 type Queryable = pg.Pool | pg.PoolClient;
 
-const DEFAULT_LIMIT = 1000;
 /** Any constant works; it only has to be the same for every Kiln running migrations. */
 const MIGRATION_LOCK_KEY = 0x6b696c6e; // "kiln"
-const JSON_COLUMNS = new Set(['properties', 'extra', 'instance_info', 'driver_internal_info', 'inventory']);
-const PATCH_COLUMNS = [
-  'name',
-  'driver',
-  'bmc_address',
-  'bmc_password',
-  'properties',
-  'extra',
-  'instance_info',
-  'driver_internal_info',
-  'inventory',
-  'power_state',
-  'last_error',
-  'maintenance',
-  'maintenance_reason',
-] as const satisfies readonly (keyof NodePatch)[];
 
-const now = () => new Date().toISOString();
 const iso = (v: unknown) => (v === null ? null : (v as Date).toISOString());
-
-function label(node: { name: string | null; uuid: string }): string {
-  return node.name ?? node.uuid;
-}
-
-function nodeNotFound(uuid: string): KilnError {
-  return new KilnError('NOT_FOUND', `node ${uuid} not found; list nodes with 'kiln node list'`, {
-    details: { node: uuid },
-  });
-}
-
-function nodeLocked(node: { name: string | null; uuid: string }, holder: string | null): KilnError {
-  return new KilnError(
-    'NODE_LOCKED',
-    `node ${label(node)} is locked by ${holder ?? 'nobody'}; retry when its current action finishes`,
-    { details: { node: node.uuid, reservation: holder } },
-  );
-}
-
-function limitOf(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new KilnError('VALIDATION_FAILED', `limit must be a positive integer, got ${limit}`);
-  }
-  return limit;
-}
 
 interface PgError {
   code?: string;

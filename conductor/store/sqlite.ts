@@ -5,6 +5,7 @@
 import Database from 'better-sqlite3';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
+import { JSON_COLUMNS, label, limitOf, nodeLocked, nodeNotFound, now, PATCH_COLUMNS } from './common.ts';
 import { pendingMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import type {
   EventRecord,
@@ -26,53 +27,7 @@ import type {
 type Db = Database.Database;
 type Row = Record<string, unknown>;
 
-const DEFAULT_LIMIT = 1000;
 const BUSY_TIMEOUT_MS = 5000;
-const JSON_COLUMNS = new Set(['properties', 'extra', 'instance_info', 'driver_internal_info', 'inventory']);
-/** Columns a NodePatch may set, in a fixed order so the generated SQL is stable. */
-const PATCH_COLUMNS = [
-  'name',
-  'driver',
-  'bmc_address',
-  'bmc_password',
-  'properties',
-  'extra',
-  'instance_info',
-  'driver_internal_info',
-  'inventory',
-  'power_state',
-  'last_error',
-  'maintenance',
-  'maintenance_reason',
-] as const satisfies readonly (keyof NodePatch)[];
-
-const now = () => new Date().toISOString();
-
-function label(node: { name: string | null; uuid: string }): string {
-  return node.name ?? node.uuid;
-}
-
-function nodeNotFound(uuid: string): KilnError {
-  return new KilnError('NOT_FOUND', `node ${uuid} not found; list nodes with 'kiln node list'`, {
-    details: { node: uuid },
-  });
-}
-
-function nodeLocked(node: { name: string | null; uuid: string }, holder: string | null): KilnError {
-  return new KilnError(
-    'NODE_LOCKED',
-    `node ${label(node)} is locked by ${holder ?? 'nobody'}; retry when its current action finishes`,
-    { details: { node: node.uuid, reservation: holder } },
-  );
-}
-
-function limitOf(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new KilnError('VALIDATION_FAILED', `limit must be a positive integer, got ${limit}`);
-  }
-  return limit;
-}
 
 function sqliteCode(e: unknown): string | undefined {
   return e instanceof Database.SqliteError ? e.code : undefined;
