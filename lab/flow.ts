@@ -321,7 +321,7 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
           return (n.progress as { bytes_done?: number } | null)?.bytes_done ? n : undefined;
         });
         await m.vm.sendConsole('\r');
-        await m.vm.sendConsole('pkill -9 -f agent.mjs\r');
+        await m.vm.sendConsole('for p in /proc/[0-9]*; do grep -q agent.mjs $p/cmdline 2>/dev/null && kill -9 ${p#/proc/}; done\r');
         say(`  ${m.name}: killed the agent during the image write`);
         const failed = await waitFor('deploy failed', 600, async () => {
           const n = await api.call<NodeView>('GET', `/v1/nodes/${node.uuid}`);
