@@ -22,7 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Services some packages start on install are not wanted: tests start their own instances.
-for svc in postgresql tftpd-hpa dnsmasq kea-dhcp4-server isc-dhcp-server; do
+for svc in postgresql tftpd-hpa dnsmasq kea-dhcp4-server isc-dhcp-server ironic-api ironic-conductor radvd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${sudo_cmd[@]}" systemctl stop "$svc" || true
   fi
