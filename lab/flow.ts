@@ -77,7 +77,7 @@ async function serveFile(
     }
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
-    const end = m && m[2] ? Number(m[2]) : size - 1;
+    const end = m?.[2] ? Number(m[2]) : size - 1;
     res.writeHead(m ? 206 : 200, {
       'content-length': end - start + 1,
       'accept-ranges': 'bytes',
@@ -321,7 +321,10 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
           return (n.progress as { bytes_done?: number } | null)?.bytes_done ? n : undefined;
         });
         await m.vm.sendConsole('\r');
-        await m.vm.sendConsole('for p in /proc/[0-9]*; do grep -q agent.mjs $p/cmdline 2>/dev/null && kill -9 ${p#/proc/}; done\r');
+        await m.vm.sendConsole(
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not JS
+          'for p in /proc/[0-9]*; do grep -q agent.mjs $p/cmdline 2>/dev/null && kill -9 ${p#/proc/}; done\r',
+        );
         say(`  ${m.name}: killed the agent during the image write`);
         const failed = await waitFor('deploy failed', 600, async () => {
           const n = await api.call<NodeView>('GET', `/v1/nodes/${node.uuid}`);

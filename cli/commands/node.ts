@@ -34,7 +34,10 @@ function parseJson(v: string, pair: string): unknown {
   try {
     return JSON.parse(v);
   } catch (e) {
-    throw new CliError(`--property ${pair}: value starts with "{" but is not valid JSON: ${(e as Error).message}`, EXIT.usage);
+    throw new CliError(
+      `--property ${pair}: value starts with "{" but is not valid JSON: ${(e as Error).message}`,
+      EXIT.usage,
+    );
   }
 }
 

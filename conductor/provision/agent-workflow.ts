@@ -208,7 +208,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
     if (!Array.isArray(info.clean_step_list)) return startCleaning(task);
     const cmd = await lastCommand(task);
     const current = info.clean_step as Step | undefined;
-    if (!cmd || cmd.command_name !== 'execute_clean_step') {
+    if (cmd?.command_name !== 'execute_clean_step') {
       if (current) throw agentLost(task, `clean step ${current.step}`);
       return runCleanStep(task, Number(info.clean_step_index ?? 0));
     }
@@ -300,7 +300,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
   async function continueDeploy(task: Task): Promise<PhaseResult> {
     if (!task.node.driver_internal_info.deploy_step) return startDeploy(task);
     const cmd = await lastCommand(task);
-    if (!cmd || cmd.command_name !== 'execute_deploy_step') throw agentLost(task, 'write_image');
+    if (cmd?.command_name !== 'execute_deploy_step') throw agentLost(task, 'write_image');
     if (cmd.command_status === 'RUNNING') return 'wait';
     if (cmd.command_status === 'FAILED') throw failedCommand(cmd, 'write_image');
     return finishDeploy(task);

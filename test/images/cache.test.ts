@@ -29,7 +29,7 @@ describe('image cache', () => {
   let cache: ImageCache;
 
   before(async () => {
-    origin = createServer((req, res) => {
+    origin = createServer((_req, res) => {
       originHits++;
       res.writeHead(200, { 'content-length': DATA.length });
       res.end(DATA);

@@ -16,7 +16,11 @@ export interface TestConductor extends RunningConductor {
     path: string,
     body?: unknown,
     raw?: { body: string; contentType?: string },
-  ): Promise<{ status: number; body: any; text: string }>;
+  ): Promise<{
+    status: number; // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the API answered
+    body: any;
+    text: string;
+  }>;
 }
 
 export async function startTestConductor(over: ConductorOverrides = {}): Promise<TestConductor> {

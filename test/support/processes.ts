@@ -63,6 +63,7 @@ export interface CliResult {
   status: number;
   stdout: string;
   stderr: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the CLI printed
   json: () => any;
 }
 
