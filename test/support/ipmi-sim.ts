@@ -3,11 +3,12 @@
 // ipmitool speaks RMCP+ to ipmi_sim over UDP exactly as it would to a server's BMC.
 // The state files double as test probes ("power" holds 0/1, "bootdev" the last selector) and
 // "delay" (seconds, may be fractional) makes every chassis_control call sleep, i.e. a slow BMC.
+
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeUdpPort } from '../../lab/vbmc.ts';
 
 export interface IpmiSim {
   host: string;
@@ -94,18 +95,6 @@ set_working_mc 0x20
   user 1 true  ""      "test"     user   10 none md2 md5 straight
   user 2 true  "${user}" "${password}" admin  10 none md2 md5 straight
 `;
-}
-
-/** A UDP port nobody listens on right now (bind to 0, read it back, let go). */
-export async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 async function ipmitoolAnswers(port: number, user: string, password: string): Promise<boolean> {
@@ -209,3 +198,5 @@ export async function startIpmiSim(opts: IpmiSimOptions = {}): Promise<IpmiSim> 
     stop,
   };
 }
+
+export { freeUdpPort };
