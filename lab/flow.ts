@@ -5,7 +5,6 @@
 // → BMC set → manageable → provide (cleaning) → available → deploy the demo image with a hostname
 // → boot from disk, where the image prints that hostname from its config drive → undeploy →
 // cleaning wipes the disk (checked) → available. Per-phase timings are printed at the end.
-import { createHash } from 'node:crypto';
 import {
   closeSync,
   createReadStream,
@@ -97,12 +96,6 @@ async function serveFile(
   await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as { port: number }).port;
   return { url: `http://${host}:${port}/demo.raw`, server };
-}
-
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 /** True when the first and last MiB of the disk file are zero (what metadata cleaning wipes). */
@@ -369,5 +362,3 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
     await lab?.down().catch(() => {});
   }
 }
-
-export { sha256 };

@@ -399,11 +399,6 @@ export class ProvisionEngine {
     return this.opts.store.nodes.update(node.uuid, { power_state: now });
   }
 
-  /** Abort a node waiting for its ramdisk. */
-  async abort(ident: string, actor: string): Promise<NodeRecord> {
-    return this.act(ident, { target: 'abort' }, actor);
-  }
-
   /**
    * After a restart: free this conductor's locks and fail the nodes whose work died with the
    * previous process, so none is stuck in a busy state forever.
