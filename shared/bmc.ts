@@ -37,6 +37,9 @@ export function parseBmcAddress(input: string): BmcAddress {
   const username = url.username ? decodeURIComponent(url.username) : null;
   const password = url.password ? decodeURIComponent(url.password) : null;
   const port = url.port ? Number(url.port) : null;
+  // WHATWG URLs keep an IPv6 literal's brackets in `hostname`; tools (ipmitool -H) and sockets
+  // want the bare address, while the normalised address string keeps them.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const userPart = username ? `${encodeURIComponent(username)}@` : '';
   const hostPort = `${url.hostname}${port ? `:${port}` : ''}`;
   if (scheme === 'ipmi') {
@@ -44,7 +47,7 @@ export function parseBmcAddress(input: string): BmcAddress {
     return {
       driver: 'ipmi',
       address: `ipmi://${userPart}${hostPort}`,
-      host: url.hostname,
+      host,
       port,
       username,
       password,
@@ -60,7 +63,7 @@ export function parseBmcAddress(input: string): BmcAddress {
     return {
       driver: 'redfish',
       address: `redfish+${protocol}://${userPart}${hostPort}${path}`,
-      host: url.hostname,
+      host,
       port,
       username,
       password,
@@ -72,7 +75,7 @@ export function parseBmcAddress(input: string): BmcAddress {
     return {
       driver: 'fake',
       address: `fake://${userPart}${hostPort}${url.pathname === '/' ? '' : url.pathname}`,
-      host: url.hostname,
+      host,
       port,
       username,
       password,

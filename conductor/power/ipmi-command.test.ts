@@ -154,3 +154,13 @@ describe('reading ipmitool', () => {
     );
   });
 });
+
+describe('ipmitoolArgs with an IPv6 BMC', () => {
+  it('passes the bare address to -H, without the URL brackets', () => {
+    const bmc = parseBmcAddress('ipmi://admin@[::1]:623');
+    assert.equal(bmc.address, 'ipmi://admin@[::1]:623');
+    const args = ipmitoolArgs(bmc, IpmiOptions.parse({}), ['chassis', 'power', 'status']);
+    assert.equal(args[args.indexOf('-H') + 1], '::1');
+    assert.equal(args[args.indexOf('-p') + 1], '623');
+  });
+});
