@@ -12,7 +12,10 @@ export function registerImageCommands(
   image
     .command('add <name> <url>')
     .description('register an image by URL and checksum')
-    .requiredOption('--checksum <algo:hex>', 'sha256:…, sha512:… or md5:…')
+    .requiredOption(
+      '--checksum <[algo:]hex>',
+      'sha256:HEX, sha512:HEX or md5:HEX; a bare HEX of 64 or 128 digits is sha256 or sha512',
+    )
     .option('--size <bytes>', 'expected download size in bytes')
     .option('--format <format>', 'raw, qcow2, gzip, xz, zstd or auto (detected from the bytes)', 'auto')
     .option('--partition', 'a partition image (root filesystem only) rather than a whole disk')

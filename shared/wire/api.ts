@@ -72,26 +72,54 @@ export const PortCreate = z.strictObject({
 export type PortCreate = z.infer<typeof PortCreate>;
 
 export const CHECKSUM_ALGOS = ['sha256', 'sha512', 'md5'] as const;
+export type ChecksumAlgo = (typeof CHECKSUM_ALGOS)[number];
 export const IMAGE_FORMATS = ['raw', 'qcow2', 'gzip', 'xz', 'zstd', 'auto'] as const;
 
-export const ImageCreate = z
-  .strictObject({
-    name: z.string().min(1).max(255),
-    url: z.url({ protocol: /^https?$/ }),
-    checksum: z
-      .string()
-      .regex(/^(sha256|sha512|md5):[0-9a-fA-F]+$/, 'must be ALGO:HEX with ALGO one of sha256, sha512, md5'),
-    format: z.enum(IMAGE_FORMATS).default('auto'),
-    size: z.number().int().positive().optional().describe('Expected length in bytes of the download'),
-    image_type: z.enum(['whole-disk', 'partition']).default('whole-disk'),
+const HEX_DIGITS: Record<ChecksumAlgo, number> = { sha256: 64, sha512: 128, md5: 32 };
+/**
+ * A bare digest names its algorithm by its length, as Ironic's image_checksum/os_hash_value do.
+ * md5 is never inferred: it must be asked for by name.
+ */
+const BARE_ALGO: Record<number, ChecksumAlgo> = { 64: 'sha256', 128: 'sha512' };
+const CHECKSUM_FORMS =
+  'sha256:HEX, sha512:HEX, md5:HEX, or a bare sha256 (64 hex digits) or sha512 (128 hex digits) digest';
+
+/** "ALGO:HEX" or bare hex → algorithm and lower-case digest; a string says what is wrong. */
+export function parseChecksum(input: string): { algo: ChecksumAlgo; hex: string } | string {
+  const colon = input.indexOf(':');
+  const named = colon >= 0 ? input.slice(0, colon).toLowerCase() : undefined;
+  const hex = input.slice(colon + 1);
+  if (named !== undefined && !(CHECKSUM_ALGOS as readonly string[]).includes(named))
+    return `unknown algorithm "${named}"; use ${CHECKSUM_FORMS}`;
+  if (!/^[0-9a-fA-F]+$/.test(hex)) return `"${hex.slice(0, 20)}" is not a hex digest; use ${CHECKSUM_FORMS}`;
+  const algo = (named as ChecksumAlgo | undefined) ?? BARE_ALGO[hex.length];
+  if (!algo) return `a bare digest of ${hex.length} hex digits names no algorithm; use ${CHECKSUM_FORMS}`;
+  if (hex.length !== HEX_DIGITS[algo])
+    return `a ${algo} digest has ${HEX_DIGITS[algo]} hex digits, this one has ${hex.length}; use ${CHECKSUM_FORMS}`;
+  return { algo, hex: hex.toLowerCase() };
+}
+
+// Checked on the field itself rather than by a refinement of the whole object: zod runs object
+// refinements even when a field already failed, so such a check would see the bad value.
+const Checksum = z
+  .string()
+  .trim()
+  .transform((s, ctx) => {
+    const r = parseChecksum(s);
+    if (typeof r !== 'string') return r;
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
   })
-  .refine(
-    (i) => {
-      const [algo, hex] = i.checksum.split(':') as [string, string];
-      return hex.length === { sha256: 64, sha512: 128, md5: 32 }[algo];
-    },
-    { message: 'checksum has the wrong length for its algorithm', path: ['checksum'] },
-  );
+  .describe(`The digest the agent verifies while writing: ${CHECKSUM_FORMS}`);
+
+export const ImageCreate = z.strictObject({
+  name: z.string().min(1).max(255),
+  url: z.url({ protocol: /^https?$/ }),
+  checksum: Checksum,
+  format: z.enum(IMAGE_FORMATS).default('auto'),
+  size: z.number().int().positive().optional().describe('Expected length in bytes of the download'),
+  image_type: z.enum(['whole-disk', 'partition']).default('whole-disk'),
+});
 export type ImageCreate = z.infer<typeof ImageCreate>;
 
 export const ListQuery = z.strictObject({

@@ -2,6 +2,15 @@
 // and no secret in any response or log line.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import {
+  ImageCreate,
+  MaintenanceRequest,
+  NodeCreate,
+  NodeUpdate,
+  PortCreate,
+  PowerRequest,
+  ProvisionRequest,
+} from '../../shared/wire/api.ts';
 import { startTestConductor, type TestConductor } from '../support/conductor.ts';
 
 const SECRET = 'Sup3r-s3cret-P@ss';
@@ -143,6 +152,77 @@ describe('conductor REST API', () => {
     assert.equal((await c.call('DELETE', '/v1/ports/52:54:00:00:00:99')).status, 204);
   });
 
+  it('accepts a bare hex checksum, inferring sha256 or sha512 from its length', async () => {
+    const cases = [
+      ['bare256', 'AB'.repeat(32), 'sha256', 'ab'.repeat(32)],
+      ['bare512', 'cd'.repeat(64), 'sha512', 'cd'.repeat(64)],
+      ['prefixed', `md5:${'ef'.repeat(16)}`, 'md5', 'ef'.repeat(16)],
+    ] as const;
+    for (const [name, checksum, algo, hex] of cases) {
+      const r = await c.call('POST', '/v1/images', { name, url: 'http://127.0.0.1:1/x.raw', checksum });
+      assert.equal(r.status, 201, `${checksum}: ${r.text}`);
+      assert.equal(r.body.checksum_algo, algo);
+      assert.equal(r.body.checksum, hex);
+    }
+  });
+
+  it('refuses a bare hex checksum of another length with a 400 saying what is accepted', async () => {
+    const r = await c.call('POST', '/v1/images', {
+      name: 'sha1ish',
+      url: 'http://127.0.0.1:1/x.raw',
+      checksum: 'a'.repeat(40),
+    });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.body.error.code, 'VALIDATION_FAILED');
+    assert.match(r.body.error.message, /checksum: .*40 hex digits/);
+    assert.match(r.body.error.message, /sha256:HEX.*64 hex digits.*128/);
+    assert.equal(r.body.error.details[0].path, 'checksum');
+  });
+
+  it('never answers 5xx to a body with a field of the wrong type or shape', async () => {
+    const n = (await c.call('POST', '/v1/nodes', { name: 'fuzz', bmc_address: 'fake://fuzz' })).body;
+    const odd = [
+      null,
+      0,
+      -1,
+      1.5,
+      true,
+      '',
+      'x',
+      ':',
+      'sha256:',
+      'a'.repeat(40),
+      'x'.repeat(5000),
+      [],
+      {},
+      [1],
+    ];
+    // Each field goes wrong alone in an otherwise valid body (so validation reaches the
+    // cross-field checks) and in an empty one.
+    const endpoints = [
+      ['POST', '/v1/nodes', NodeCreate, {}],
+      ['PATCH', `/v1/nodes/${n.uuid}`, NodeUpdate, {}],
+      ['PUT', `/v1/nodes/${n.uuid}/states/provision`, ProvisionRequest, { target: 'abort' }],
+      ['PUT', `/v1/nodes/${n.uuid}/states/power`, PowerRequest, { target: 'power on' }],
+      ['PUT', `/v1/nodes/${n.uuid}/maintenance`, MaintenanceRequest, {}],
+      ['POST', '/v1/ports', PortCreate, { node: n.uuid, address: '52:54:00:ff:ff:01' }],
+      ['POST', '/v1/images', ImageCreate, { name: 'fz', url: 'http://x/y', checksum: 'a'.repeat(64) }],
+    ] as const;
+    const failures: string[] = [];
+    for (const [method, path, schema, base] of endpoints) {
+      const bodies: unknown[] = [...odd];
+      for (const field of Object.keys(schema.shape))
+        for (const v of odd) bodies.push({ [field]: v }, { ...base, [field]: v });
+      for (const body of bodies) {
+        const r = await c.call(method, path, body);
+        if (r.status >= 500)
+          failures.push(`${method} ${path} ${JSON.stringify(body).slice(0, 90)}: ${r.status}`);
+      }
+      await c.engine.drain();
+    }
+    assert.deepEqual(failures, []);
+  });
+
   describe('bad input: 400 with a message, nothing written', () => {
     const cases: [string, string, unknown, { body: string; contentType?: string }?][] = [
       ['POST', '/v1/nodes', undefined, { body: '{"name": "x",' }],
@@ -169,6 +249,10 @@ describe('conductor REST API', () => {
       ['POST', '/v1/images', { name: 'i', url: 'ftp://x/y', checksum: `sha256:${'a'.repeat(64)}` }],
       ['POST', '/v1/images', { name: 'i', url: 'http://x/y', checksum: 'sha256:abc' }],
       ['POST', '/v1/images', { name: 'i', url: 'http://x/y', checksum: `crc32:${'a'.repeat(8)}` }],
+      ['POST', '/v1/images', { name: 'i', url: 'http://x/y', checksum: 'a'.repeat(40) }],
+      ['POST', '/v1/images', { name: 'i', url: 'http://x/y', checksum: 'g'.repeat(64) }],
+      ['POST', '/v1/images', { name: 'i', url: 'http://x/y', checksum: 5 }],
+      ['POST', '/v1/images', { name: 'i', url: 'http://x/y' }],
       [
         'POST',
         '/v1/images',

@@ -32,13 +32,12 @@ export function imagesRouter(deps: ApiDeps): Router {
         `an image named ${input.name} already exists; remove it first or pick another name`,
       );
     }
-    const [algo, hex] = input.checksum.split(':') as [string, string];
     const img = await store.images.create({
       uuid: randomUUID(),
       name: input.name,
       url: input.url,
-      checksum_algo: algo,
-      checksum: hex.toLowerCase(),
+      checksum_algo: input.checksum.algo,
+      checksum: input.checksum.hex,
       format: input.format,
       size: input.size ?? null,
       image_type: input.image_type,
