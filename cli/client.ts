@@ -18,27 +18,80 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * The API's base URL as requests need it: request paths already start with /v1, so a URL copied
+ * with its /v1 (as Ironic's endpoint is usually written) or a trailing slash would double it.
+ */
+export function normaliseApiUrl(url: string): string {
+  return url.trim().replace(/\/+$/, '').replace(/\/v1$/i, '').replace(/\/+$/, '');
+}
+
 /** --api, then KILN_API, then `api:` in ~/.config/kiln/config.yaml, then the local default. */
 export function resolveApiUrl(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (flag) return flag.replace(/\/$/, '');
-  if (env.KILN_API) return env.KILN_API.replace(/\/$/, '');
+  if (flag) return normaliseApiUrl(flag);
+  if (env.KILN_API) return normaliseApiUrl(env.KILN_API);
   const file = join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'kiln', 'config.yaml');
   try {
     const cfg = parseYaml(readFileSync(file, 'utf8')) as { api?: string } | null;
-    if (cfg?.api) return cfg.api.replace(/\/$/, '');
+    if (cfg?.api) return normaliseApiUrl(cfg.api);
   } catch {
     // No config file is the normal case.
   }
   return 'http://127.0.0.1:6385';
 }
 
+/** The exit code for an API error status: bad input is a usage error, as a bad flag is. */
+export function exitCodeForStatus(status: number): number {
+  if (status === 404) return EXIT.notFound;
+  if (status === 409) return EXIT.conflict;
+  if (status === 400 || status === 413 || status === 415) return EXIT.usage;
+  return EXIT.error;
+}
+
 export class ApiClient {
+  /** Settles once GET / has shown that `base` is a Kiln API; checked before the first call. */
+  private kilnCheck?: Promise<void>;
+
   constructor(
     readonly base: string,
     private readonly actor = `cli:${process.env.USER ?? userInfo().username}`,
   ) {}
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    this.kilnCheck ??= this.checkIsKiln();
+    await this.kilnCheck;
+    const res = await this.send(method, path, body);
+    if (res.status >= 400) {
+      const err = (res.body as { error?: { message?: string } } | undefined)?.error;
+      throw new CliError(
+        err?.message ?? `HTTP ${res.status} from ${method} ${path}`,
+        exitCodeForStatus(res.status),
+        res.body,
+      );
+    }
+    return res.body as T;
+  }
+
+  /**
+   * Kiln listens on Ironic's port and speaks Ironic's protocol to ramdisks, so a stock Ironic
+   * answers many of the same paths; only Kiln's GET / carries a `kiln` member.
+   */
+  private async checkIsKiln(): Promise<void> {
+    const res = await this.send('GET', '/');
+    const doc = res.body;
+    if (res.status === 200 && typeof doc === 'object' && doc !== null && 'kiln' in doc) return;
+    throw new CliError(
+      `this is not a Kiln API: ${this.base} answered GET / without a 'kiln' member (is it an OpenStack Ironic?). Point --api or KILN_API at a 'kiln conductor'.`,
+      EXIT.unreachable,
+    );
+  }
+
+  /** One request; only a connection failure throws. The body is parsed JSON, or the raw text. */
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown }> {
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(`${this.base}${path}`, {
@@ -59,20 +112,15 @@ export class ApiClient {
       );
     }
     const text = await res.body.text();
-    let parsed: unknown;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = text;
-      }
-    }
-    if (res.statusCode >= 400) {
-      const err = (parsed as { error?: { code?: string; message?: string } })?.error;
-      const code =
-        res.statusCode === 404 ? EXIT.notFound : res.statusCode === 409 ? EXIT.conflict : EXIT.error;
-      throw new CliError(err?.message ?? `HTTP ${res.statusCode} from ${method} ${path}`, code, parsed);
-    }
-    return parsed as T;
+    return { status: res.statusCode, body: parseBody(text) };
+  }
+}
+
+function parseBody(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

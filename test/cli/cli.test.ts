@@ -1,11 +1,28 @@
 // The `kiln` CLI as an operator runs it: a real conductor process, the bundled CLI, tables for
 // people, --json for scripts, exit codes, and state kept across conductor restarts.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ConductorProcess, kiln, startConductorProcess } from '../support/processes.ts';
+import { type ConductorProcess, KILN, kiln, startConductorProcess } from '../support/processes.ts';
+
+/** The CLI as a child this process doesn't block on, for tests that serve the API themselves. */
+async function kilnAsync(args: string[], opts: { api: string }): Promise<{ status: number; stderr: string }> {
+  const child = spawn(process.execPath, [KILN, '--api', opts.api, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const [code] = await once(child, 'close');
+  return { status: code as number, stderr };
+}
 
 describe('kiln CLI against a running conductor', () => {
   let dir: string;
@@ -43,6 +60,55 @@ describe('kiln CLI against a running conductor', () => {
     const r = kiln(['node', 'list'], { api: 'http://127.0.0.1:9' });
     assert.equal(r.status, 5);
     assert.match(r.stderr, /cannot reach the Kiln API at http:\/\/127.0.0.1:9.*kiln conductor/);
+  });
+
+  it('exits 5 without sending a request when the API is not Kiln (a stock Ironic on 6385)', async () => {
+    const asked: string[] = [];
+    const ironic = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      const body =
+        req.url === '/'
+          ? { name: 'OpenStack Ironic API', versions: [{ id: 'v1', status: 'CURRENT', version: '1.96' }] }
+          : { nodes: [] };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((r) => ironic.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(ironic.address() as AddressInfo).port}`;
+    try {
+      const r = await kilnAsync(['node', 'list'], { api: url });
+      assert.equal(r.status, 5, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `this is not a Kiln API: ${url} answered GET / without a 'kiln' member \\(is it an OpenStack Ironic\\?\\)`,
+        ),
+      );
+      assert.deepEqual(asked, ['GET /']);
+    } finally {
+      await new Promise((r) => ironic.close(r));
+    }
+  });
+
+  it('accepts KILN_API with a trailing /v1', () => {
+    const r = kiln(['--json', 'node', 'list'], { env: { KILN_API: `${c.url}/v1/` } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Array.isArray(r.json().nodes), r.stdout);
+  });
+
+  it('adds an image by a bare hex checksum, and exits 2 naming the field for a bad one', () => {
+    const ok = kiln(
+      ['--json', 'image', 'add', 'bare', 'http://127.0.0.1:1/b.raw', '--checksum', 'e'.repeat(64)],
+      {
+        api: c.url,
+      },
+    );
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.json().checksum_algo, 'sha256');
+    const bad = kiln(['image', 'add', 'bad', 'http://127.0.0.1:1/b.raw', '--checksum', 'e'.repeat(40)], {
+      api: c.url,
+    });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /invalid image: checksum: .*40 hex digits/);
   });
 
   it('enrolls, lists (table and JSON), and drives a node to active', () => {
