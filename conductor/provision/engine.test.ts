@@ -10,6 +10,7 @@ import {
   findTransition,
   PROVISION_ACTIONS,
   PROVISION_STATES,
+  type ProvisionAction,
   type ProvisionState,
 } from '../../shared/states.ts';
 import { FakePowerDriver } from '../power/fake.ts';
@@ -57,6 +58,26 @@ async function setup(workflow: Workflow = createFakeWorkflow(), fakeOpts = {}) {
       provision_state: state,
     });
   return { store, fake, engine, image, nodeIn };
+}
+
+/**
+ * Every provision command that `message` suggests ('kiln node VERB NODE …') names `ref` and is
+ * allowed by the state table from `state`, or from where an earlier suggestion ("… and then …")
+ * leads: pasting them in order works.
+ */
+function assertHintsAllowed(message: string, state: ProvisionState, ref: string): void {
+  const hinted = [...message.matchAll(/'kiln node (\w+) ([^\s']+)/g)].filter(([, verb]) =>
+    (PROVISION_ACTIONS as readonly string[]).includes(verb!),
+  );
+  assert.ok(hinted.length > 0, `no provision command in: ${message}`);
+  const reachable = new Set<ProvisionState>([state]);
+  for (const [cmd, verb, node] of hinted) {
+    const from = [...reachable].find((s) => findTransition(s, verb as ProvisionAction));
+    assert.ok(from, `${cmd}' is not allowed from ${[...reachable].join(' or ')}`);
+    const t = findTransition(from, verb as ProvisionAction)!;
+    reachable.add(t.target ?? t.to);
+    assert.equal(node, ref, cmd);
+  }
 }
 
 describe('provision engine: every state × action', () => {
@@ -168,6 +189,70 @@ describe('provision engine: work behind the states', () => {
     await env.store.close();
   });
 
+  it("undeploy forgets the instance (image, hostname, config drive) and keeps what is the node's", async () => {
+    const env = await setup();
+    const n = await env.nodeIn('available');
+    await env.store.nodes.update(n.uuid, { properties: { cpu_arch: 'x86_64' }, extra: { rack: 'r1' } });
+    const deploy = async (req: { hostname?: string; configdrive?: Record<string, unknown> }) => {
+      await env.engine.act(n.uuid, { target: 'deploy', image: 'img', ...req }, 'test');
+      await env.engine.drain();
+      return (await env.store.nodes.get(n.uuid))!;
+    };
+    const first = await deploy({ hostname: 'web-1', configdrive: { user_data: '#cloud-config' } });
+    assert.equal(first.instance_info.hostname, 'web-1');
+    assert.ok(first.instance_info.configdrive);
+    await env.engine.act(n.uuid, { target: 'undeploy' }, 'test');
+    await env.engine.drain();
+    const freed = (await env.store.nodes.get(n.uuid))!;
+    assert.equal(freed.provision_state, 'available');
+    assert.deepEqual(freed.instance_info, {});
+    assert.deepEqual(freed.properties, { cpu_arch: 'x86_64' });
+    assert.deepEqual(freed.extra, { rack: 'r1' });
+    const second = await deploy({});
+    assert.equal(second.instance_info.image_name, 'img');
+    assert.equal(
+      second.instance_info.hostname,
+      undefined,
+      'the next deploy does not inherit the old hostname',
+    );
+    await env.store.close();
+  });
+
+  it('a teardown that fails keeps instance_info, so the retried undeploy still knows the instance', async () => {
+    const env = await setup(createFakeWorkflow({ failIn: ['tearDown'] }));
+    const n = await env.nodeIn('active');
+    await env.store.nodes.update(n.uuid, { instance_info: { image_name: 'img', hostname: 'web-1' } });
+    await env.engine.act(n.uuid, { target: 'undeploy' }, 'test');
+    await env.engine.drain();
+    const got = (await env.store.nodes.get(n.uuid))!;
+    assert.equal(got.provision_state, 'error');
+    assert.equal(got.instance_info.hostname, 'web-1');
+    await env.store.close();
+  });
+
+  it('abort records who aborted which phase, and a next step that is allowed from where the node lands', async () => {
+    for (const [from, phase, failed] of [
+      ['inspect wait', 'inspection', 'inspect failed'],
+      ['clean wait', 'cleaning', 'clean failed'],
+      ['wait call-back', 'deployment', 'deploy failed'],
+    ] as const) {
+      const env = await setup(waitingWorkflow);
+      const n = await env.store.nodes.create({
+        uuid: randomUUID(),
+        name: 'r1u07',
+        driver: 'fake',
+        bmc_address: 'fake://bmc',
+        provision_state: from,
+      });
+      const moved = await env.engine.act(n.uuid, { target: 'abort' }, 'cli:alice');
+      assert.equal(moved.provision_state, failed);
+      const err = moved.last_error ?? '';
+      assert.match(err, new RegExp(`^${phase} aborted by cli:alice on node r1u07 \\(${n.uuid}\\)`));
+      assertHintsAllowed(err, failed, 'r1u07');
+      await env.store.close();
+    }
+  });
+
   it('a failing phase lands in its failed state with a last_error and the way out', async () => {
     for (const [phase, from, action, failed] of [
       ['deploy', 'available', 'deploy', 'deploy failed'],
@@ -182,6 +267,7 @@ describe('provision engine: work behind the states', () => {
       assert.equal(got!.provision_state, failed);
       assert.match(got!.last_error!, new RegExp(`fake ${phase} failure`));
       assert.match(got!.last_error!, /Next: /);
+      assertHintsAllowed(got!.last_error!, failed, n.uuid);
       assert.equal(got!.reservation, null);
       await env.store.close();
     }

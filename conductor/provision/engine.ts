@@ -45,14 +45,39 @@ const PHASE_OF: Partial<Record<ProvisionState, 'inspect' | 'clean' | 'deploy'>> 
   [S.waitCallBack]: 'deploy',
 };
 
-/** What to tell the operator to do after a failure in a given state. */
-const NEXT_STEP: Partial<Record<ProvisionState, string>> = {
-  [S.enroll]: "fix the BMC address or credentials ('kiln node update'), then 'kiln node manage' again",
-  [S.inspectFailed]: "retry with 'kiln node inspect' or go back with 'kiln node manage'",
-  [S.cleanFailed]: "run 'kiln node manage' and then 'kiln node provide' to retry cleaning",
-  [S.deployFailed]: "retry with 'kiln node deploy' or release the node with 'kiln node undeploy'",
-  [S.error]: "retry with 'kiln node undeploy'",
-};
+/** The name of each phase in messages. */
+const PHASE_NAME = { inspect: 'inspection', clean: 'cleaning', deploy: 'deployment' } as const;
+
+/**
+ * What to tell the operator to do after a failure, as commands they can paste: each names the
+ * node and uses only actions that shared/states.ts allows from the failed state.
+ */
+function nextStep(state: ProvisionState, node: NodeRecord): string | undefined {
+  const n = node.name ?? node.uuid;
+  const image = node.instance_info.image_name ?? node.instance_info.image_uuid;
+  switch (state) {
+    case S.enroll:
+      return `fix the BMC address or credentials ('kiln node update ${n} --bmc-address …'), then 'kiln node manage ${n}' again`;
+    case S.inspectFailed:
+      return `retry with 'kiln node inspect ${n}' or go back with 'kiln node manage ${n}'`;
+    case S.cleanFailed:
+      return `run 'kiln node manage ${n}' and then 'kiln node provide ${n}' to retry cleaning`;
+    case S.deployFailed:
+      return `retry with 'kiln node deploy ${n} --image ${image ?? 'IMAGE'}' or release the node with 'kiln node undeploy ${n}'`;
+    case S.error:
+      return `retry with 'kiln node undeploy ${n}'`;
+    default:
+      return undefined;
+  }
+}
+
+/** last_error of an aborted wait: an abort is a failure the operator asked for, so say whose. */
+function abortError(node: NodeRecord, to: ProvisionState, actor: string): string {
+  const phase = PHASE_OF[node.provision_state];
+  const what = phase ? PHASE_NAME[phase] : node.provision_state;
+  const next = nextStep(to, node);
+  return `${what} aborted by ${actor} on node ${nodeLabel(node)}${next ? `; ${next}` : ''}`;
+}
 
 export class ProvisionEngine {
   private readonly running = new Set<Promise<void>>();
@@ -85,7 +110,7 @@ export class ProvisionEngine {
         { details: { provision_state: node.provision_state, action, allowed_actions: allowed } },
       );
     }
-    const patch: NodePatch = { last_error: null };
+    const patch: NodePatch = { last_error: action === 'abort' ? abortError(node, t.to, actor) : null };
     if (action === 'deploy' || action === 'rebuild')
       patch.instance_info = await this.instanceInfoFor(node, req);
     if (action === 'clean' && req.clean_steps) {
@@ -238,8 +263,11 @@ export class ProvisionEngine {
           await this.step(task, 'done', { power_state: `power ${power}` });
         } else if (state === S.deleting) {
           await this.workflowFor(task).tearDown(task);
+          // The instance is gone: like Ironic, forget its image, hostname and config drive so the
+          // next deploy starts from nothing (properties, extra and inventory are the node's and stay).
+          // Only after a teardown that worked: a failed one keeps them for the retried undeploy.
           // Undeploy always cleans; with automated cleaning off the cleaning phase passes straight through.
-          await this.step(task, 'clean');
+          await this.step(task, 'clean', { instance_info: {} });
         } else if (
           state === S.cleaning &&
           this.opts.automatedClean === false &&
@@ -286,7 +314,7 @@ export class ProvisionEngine {
     const reason = isKilnError(e) || e instanceof Error ? e.message : String(e);
     const from = task.node.provision_state;
     const t = findTransition(from, 'fail');
-    const next = t ? NEXT_STEP[t.to] : undefined;
+    const next = t ? nextStep(t.to, task.node) : undefined;
     const lastError = `${from} failed on node ${nodeLabel(task.node)}: ${reason}${next ? `. Next: ${next}` : ''}`;
     this.log.warn({ node: task.node.uuid, state: from, err: reason }, 'provision work failed');
     if (!t) {
