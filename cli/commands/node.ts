@@ -1,6 +1,6 @@
 // `kiln node …`: enroll, inspect, provide, deploy, undeploy, power, watch.
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { BUSY_STATES, type ProvisionState, WAIT_STATES } from '../../shared/states.ts';
 import type { EventView, NodeView } from '../../shared/wire/api.ts';
 import { type ApiClient, CliError, EXIT } from '../client.ts';
@@ -78,29 +78,91 @@ function progressLine(n: NodeView): string {
   return s;
 }
 
-/** Poll until the node rests (not busy, not waiting); print changes. Resolves with the final node. */
+/**
+ * Poll until the node rests (not busy, not waiting); print changes. Resolves with the final node
+ * and the state it was headed for: `target` if given (the action's answer knows it even when the
+ * work is over before the first poll), else the first target_provision_state seen.
+ */
 export async function watchNode(
   client: ApiClient,
   ident: string,
-  opts: { quiet?: boolean; intervalMs?: number; timeoutS?: number } = {},
-): Promise<NodeView> {
+  opts: { quiet?: boolean; intervalMs?: number; timeoutS?: number; target?: string | null } = {},
+): Promise<{ node: NodeView; target: string | null }> {
   let last = '';
+  let target = opts.target ?? null;
   const end = opts.timeoutS ? Date.now() + opts.timeoutS * 1000 : Number.POSITIVE_INFINITY;
   for (;;) {
     const n = await client.call<NodeView>('GET', `/v1/nodes/${enc(ident)}`);
+    target ??= n.target_provision_state;
     const line = progressLine(n);
     if (line !== last && !opts.quiet)
       process.stderr.write(`${new Date().toISOString().slice(11, 19)}  ${n.name ?? n.uuid}  ${line}\n`);
     last = line;
     const state = n.provision_state as ProvisionState;
-    if (!BUSY_STATES.includes(state) && !WAIT_STATES.includes(state)) return n;
+    if (!BUSY_STATES.includes(state) && !WAIT_STATES.includes(state)) return { node: n, target };
     if (Date.now() > end)
       throw new CliError(`node ${ident} still ${state} after ${opts.timeoutS}s`, EXIT.error);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
   }
 }
 
-const FAILED = ['enroll', 'inspect failed', 'clean failed', 'deploy failed', 'error'];
+/**
+ * Why a node that came to rest counts as failed, or null: it rests in a failed state, or short
+ * of where its action was taking it (a manage whose BMC check failed falls back to enroll).
+ */
+function restFailure(n: NodeView, target: string | null): string | null {
+  const failed = n.provision_state.endsWith(' failed') || n.provision_state === 'error';
+  if (!failed && (!target || n.provision_state === target)) return null;
+  const where = failed ? n.provision_state : `${n.provision_state}, not ${target}`;
+  const why = n.last_error ?? `no last_error recorded; see 'kiln node events ${n.name ?? n.uuid}'`;
+  return `node ${n.name ?? n.uuid} ended in ${where}: ${why}`;
+}
+
+/** Print where a watched node came to rest; a failure also goes to stderr and exits 1. */
+function reportRest(n: NodeView, target: string | null, json: boolean): void {
+  const failure = restFailure(n, target);
+  print(
+    n,
+    json,
+    () =>
+      `${n.name ?? n.uuid}: ${n.provision_state}${!failure && n.last_error ? `\nlast_error: ${n.last_error}` : ''}`,
+  );
+  if (!failure) return;
+  process.stderr.write(`error: ${failure}\n`);
+  process.exitCode = EXIT.error;
+}
+
+/** The API's largest page of nodes. */
+const NODE_PAGE = 1000;
+
+/** List nodes page by page (marker = last UUID) until there are no more or `limit` is reached. */
+async function listNodes(
+  client: ApiClient,
+  filter: URLSearchParams,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  let marker: string | null = null;
+  do {
+    const q = new URLSearchParams(filter);
+    q.set('limit', String(Math.min(NODE_PAGE, limit - rows.length)));
+    if (marker) q.set('marker', marker);
+    const page: { nodes: Record<string, unknown>[]; next: string | null } = await client.call(
+      'GET',
+      `/v1/nodes?${q}`,
+    );
+    rows.push(...page.nodes);
+    marker = page.next;
+  } while (marker && rows.length < limit);
+  return rows;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError(`${flag} expects a positive integer, got "${value}"`, EXIT.usage);
+  return n;
+}
 
 export function registerNodeCommands(program: Command, ctx: Ctx): void {
   const node = program.command('node').description('enroll and drive bare-metal nodes');
@@ -110,24 +172,15 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
     .description('list nodes')
     .option('--state <state>', 'only nodes in this provision state')
     .option('--maintenance', 'only nodes in maintenance')
-    .option('--limit <n>', 'page size', '1000')
-    .option('--all', 'follow pages until every node is listed')
+    .option('--limit <n>', 'list at most this many nodes (default: all, fetched page by page)')
+    // Listing every node is the default now; --all stays accepted for scripts that pass it.
+    .addOption(new Option('--all').hideHelp())
     .action(async (o) => {
       const { client, json } = ctx();
-      const rows: Record<string, unknown>[] = [];
-      let marker: string | null = null;
-      do {
-        const q = new URLSearchParams({ limit: o.limit });
-        if (o.state) q.set('provision_state', o.state);
-        if (o.maintenance) q.set('maintenance', 'true');
-        if (marker) q.set('marker', marker);
-        const page: { nodes: Record<string, unknown>[]; next: string | null } = await client.call(
-          'GET',
-          `/v1/nodes?${q}`,
-        );
-        rows.push(...page.nodes);
-        marker = o.all ? page.next : null;
-      } while (marker);
+      const filter = new URLSearchParams();
+      if (o.state) filter.set('provision_state', o.state);
+      if (o.maintenance) filter.set('maintenance', 'true');
+      const rows = await listNodes(client, filter, o.limit ? positiveInt(o.limit, '--limit') : undefined);
       print({ nodes: rows }, json, () =>
         table(rows, [
           'uuid',
@@ -221,14 +274,11 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
         print(n, json, () => `${n.name ?? n.uuid}: ${progressLine(n)}`);
         return;
       }
-      const final = await watchNode(client, ident, { quiet: json });
-      print(
-        final,
-        json,
-        () =>
-          `${final.name ?? final.uuid}: ${final.provision_state}${final.last_error ? `\nlast_error: ${final.last_error}` : ''}`,
-      );
-      if (FAILED.includes(final.provision_state) && final.last_error) process.exitCode = EXIT.error;
+      const { node: final, target } = await watchNode(client, ident, {
+        quiet: json,
+        target: n.target_provision_state,
+      });
+      reportRest(final, target, json);
     });
   };
   provision('manage', 'verify the BMC and make the node manageable');
@@ -317,13 +367,10 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
     .option('--timeout <s>', 'give up after this many seconds')
     .action(async (ident, o) => {
       const { client, json } = ctx();
-      const n = await watchNode(client, ident, { timeoutS: o.timeout ? Number(o.timeout) : undefined });
-      print(
-        n,
-        json,
-        () =>
-          `${n.name ?? n.uuid}: ${n.provision_state}${n.last_error ? `\nlast_error: ${n.last_error}` : ''}`,
-      );
+      const { node: n, target } = await watchNode(client, ident, {
+        timeoutS: o.timeout ? positiveInt(o.timeout, '--timeout') : undefined,
+      });
+      reportRest(n, target, json);
     });
 
   node

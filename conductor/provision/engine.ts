@@ -98,7 +98,7 @@ export class ProvisionEngine {
     if (node.maintenance) {
       throw new KilnError(
         'IN_MAINTENANCE',
-        `node ${nodeLabel(node)} is in maintenance${node.maintenance_reason ? ` (${node.maintenance_reason})` : ''}; clear it with 'kiln node maintenance off ${node.name ?? node.uuid}' first`,
+        `node ${nodeLabel(node)} is in maintenance${node.maintenance_reason ? ` (${node.maintenance_reason})` : ''}; clear it with 'kiln node maintenance ${node.name ?? node.uuid} off' first`,
       );
     }
     const t = findTransition(node.provision_state, action);

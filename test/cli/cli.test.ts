@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
 import { type ConductorProcess, KILN, kiln, startConductorProcess } from '../support/processes.ts';
 
 /** The CLI as a child this process doesn't block on, for tests that serve the API themselves. */
@@ -165,6 +166,60 @@ describe('kiln CLI against a running conductor', () => {
     );
   });
 
+  it('prints a maintenance hint that is a working command', () => {
+    assert.equal(
+      kiln(['node', 'create', '--name', 'mnt', '--bmc-address', 'fake://mnt'], { api: c.url }).status,
+      0,
+    );
+    assert.equal(kiln(['node', 'maintenance', 'mnt', 'on', '--reason', 'fan'], { api: c.url }).status, 0);
+    const blocked = kiln(['node', 'manage', 'mnt'], { api: c.url });
+    assert.equal(blocked.status, 4, blocked.stderr);
+    const hint = /'(kiln [^']+)'/.exec(blocked.stderr);
+    assert.ok(hint, `no command in: ${blocked.stderr}`);
+    const run = kiln(hint[1]!.split(' ').slice(1), { api: c.url });
+    assert.notEqual(run.status, 2, `'${hint[1]}' is a usage error: ${run.stderr}`);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(kiln(['--json', 'node', 'show', 'mnt'], { api: c.url }).json().maintenance, false);
+  });
+
+  it('abort --wait and watch exit 1 on a failed state, with a last_error whose hint works', async () => {
+    // The agent workflow on a fake BMC parks the node in clean wait, waiting for a ramdisk.
+    const create = ['node', 'create', '--name', 'ab', '--bmc-address', 'fake://ab'];
+    assert.equal(kiln([...create, '--property', 'deploy_interface=agent'], { api: c.url }).status, 0);
+    assert.equal(kiln(['node', 'manage', 'ab', '--wait'], { api: c.url }).status, 0);
+    assert.equal(kiln(['node', 'provide', 'ab'], { api: c.url }).status, 0);
+    await waitForState(c.url, 'ab', 'clean wait');
+
+    const aborted = kiln(['node', 'abort', 'ab', '--wait'], { api: c.url, env: { USER: 'alice' } });
+    assert.equal(aborted.status, 1, aborted.stderr);
+    assert.match(aborted.stdout, /ab: clean failed/);
+    assert.match(
+      aborted.stderr,
+      /error: node ab ended in clean failed: cleaning aborted by cli:alice on node ab/,
+    );
+
+    const watched = kiln(['node', 'watch', 'ab'], { api: c.url });
+    assert.equal(watched.status, 1, watched.stderr);
+    assert.match(watched.stderr, /cleaning aborted by cli:alice/);
+    const asJson = kiln(['--json', 'node', 'watch', 'ab'], { api: c.url });
+    assert.equal(asJson.status, 1);
+    assert.equal(asJson.json().provision_state, 'clean failed');
+
+    const hint = /'(kiln node manage [^']+)'/.exec(aborted.stderr);
+    assert.ok(hint, `no 'kiln node manage' in: ${aborted.stderr}`);
+    const run = kiln([...hint[1]!.split(' ').slice(1), '--wait'], { api: c.url });
+    assert.equal(run.status, 0, `'${hint[1]}': ${run.stderr}`);
+    assert.match(run.stdout, /ab: manageable/);
+  });
+
+  it('--wait exits 1 when the action does not reach its target (manage with a dead BMC)', () => {
+    const r = kiln(['node', 'create', '--name', 'nobmc'], { api: c.url });
+    assert.equal(r.status, 0, r.stderr);
+    const managed = kiln(['node', 'manage', 'nobmc', '--wait'], { api: c.url });
+    assert.equal(managed.status, 1, managed.stderr);
+    assert.match(managed.stderr, /error: node nobmc ended in enroll, not manageable: .*has no BMC/);
+  });
+
   it('imports a hardware_info file, reporting bad lines and importing the good ones', () => {
     const file = join(dir, 'hardware_info');
     writeFileSync(
@@ -190,4 +245,47 @@ describe('kiln CLI against a running conductor', () => {
       assert.deepEqual(now, before, `after ${sig}`);
     }
   });
+
+  it('lists every node across pages, and --limit caps the list', async () => {
+    const have = kiln(['--json', 'node', 'list'], { api: c.url }).json().nodes.length;
+    const pageSize = 1000; // the API's largest page
+    const want = pageSize + 5 - have;
+    for (let i = 0; i < want; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, want - i) }, (_, j) =>
+          request(`${c.url}/v1/nodes`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ name: `bulk-${i + j}` }),
+          }).then((r) => r.body.text()),
+        ),
+      );
+    }
+    const all = kiln(['--json', 'node', 'list'], { api: c.url });
+    assert.equal(all.status, 0, all.stderr);
+    const uuids = all.json().nodes.map((n: { uuid: string }) => n.uuid);
+    assert.equal(uuids.length, pageSize + 5);
+    assert.equal(new Set(uuids).size, uuids.length, 'no node listed twice');
+    const capped = kiln(['--json', 'node', 'list', '--limit', '3'], { api: c.url });
+    assert.deepEqual(
+      capped.json().nodes.map((n: { uuid: string }) => n.uuid),
+      uuids.slice(0, 3),
+    );
+    const overPage = kiln(['--json', 'node', 'list', '--limit', String(pageSize + 2)], { api: c.url });
+    assert.equal(overPage.json().nodes.length, pageSize + 2);
+    assert.equal(kiln(['node', 'list', '--limit', 'ten'], { api: c.url }).status, 2);
+  });
 });
+
+/** Poll the API until a node is in `state` (the CLI's own waiting stops only at rest). */
+async function waitForState(api: string, node: string, state: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  let last = '';
+  while (Date.now() < end) {
+    const r = await request(`${api}/v1/nodes/${node}`);
+    last = ((await r.body.json()) as { provision_state: string }).provision_state;
+    if (last === state) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`node ${node} is still ${last}, not ${state}, after 15 s`);
+}
