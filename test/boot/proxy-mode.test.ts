@@ -67,17 +67,19 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('a PXE client gets its address from dnsmasq and its boot file from Kiln (67 and 4011)', async () => {
-  const r = await cli!.exec(process.execPath, [
-    '--import',
-    'tsx',
-    join(FIXTURES, 'pxe-client.ts'),
-    'kc0',
-    '02:00:00:00:11:01',
-    '10.231.0.250',
-  ]);
+/** Runs the scripted PXE ROM (fixtures/pxe-client.ts) as `mac` and returns what it printed. */
+async function pxeRom(mac: string) {
+  const r = await cli!.exec(
+    process.execPath,
+    ['--import', 'tsx', join(FIXTURES, 'pxe-client.ts'), 'kc0', mac, '10.231.0.250'],
+    { timeoutMs: 60_000 },
+  );
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim());
+  return JSON.parse(r.stdout.trim());
+}
+
+test('a PXE client gets its address from dnsmasq and its boot file from Kiln (67 and 4011)', async () => {
+  const out = await pxeRom('02:00:00:00:11:01');
   const fromDnsmasq = out.offers.find((o: { serverId: string }) => o.serverId === DNSMASQ);
   const fromKiln = out.offers.find((o: { serverId: string }) => o.serverId === KILN);
   assert.ok(fromDnsmasq, JSON.stringify(out));
@@ -119,7 +121,22 @@ test('a plain DHCP client only hears dnsmasq', async () => {
   assert.match(line, / boot_file= /);
 });
 
-test('busybox udhcpc posing as a PXE ROM still takes its lease from dnsmasq', async () => {
+test('a PXE ROM combines the offers: address from dnsmasq, boot file from Kiln, whichever comes first', async () => {
+  // A PXE ROM collects the OFFERs before choosing, so the order in which dnsmasq and Kiln answer
+  // (out.arrivalOrder; it varies from run to run) must not matter.
+  const out = await pxeRom('02:00:00:00:11:02');
+  assert.deepEqual([...out.arrivalOrder].sort(), [KILN, DNSMASQ].sort(), JSON.stringify(out));
+  assert.ok(out.lease, JSON.stringify(out));
+  assert.match(out.lease.ip, /^10\.231\.0\.1\d\d$/, 'the address comes from the offer with a yiaddr');
+  assert.equal(out.lease.addressServer, DNSMASQ);
+  assert.equal(out.lease.bootServer, KILN, 'the boot server comes from the proxy offer');
+  assert.equal(out.lease.bootFile, 'undionly.kpxe');
+});
+
+test('busybox udhcpc posing as a PXE ROM is never given an address by Kiln', async () => {
+  // udhcpc takes the first OFFER it hears, unlike a PXE ROM, so which server it binds to depends
+  // on arrival order. Whichever it is, Kiln's answer carries no address: a lease from Kiln is
+  // 0.0.0.0 with Kiln's boot file, and a lease with an address comes from dnsmasq's pool.
   const r = await cli!.exec('busybox', [
     'udhcpc',
     '-i',
@@ -142,5 +159,18 @@ test('busybox udhcpc posing as a PXE ROM still takes its lease from dnsmasq', as
   ]);
   const line = r.stdout.split('\n').find((l) => l.startsWith('LEASE '));
   assert.ok(line, r.stdout + r.stderr);
-  assert.match(line, /ip=10\.231\.0\.1\d\d /);
+  const lease: Record<string, string> = Object.fromEntries(
+    line
+      .slice('LEASE '.length)
+      .split(' ')
+      .map((kv) => kv.split('=') as [string, string]),
+  );
+  if (lease.serverid === KILN) {
+    assert.equal(lease.ip, '0.0.0.0', line);
+    assert.equal(lease.siaddr, KILN, line);
+    assert.equal(lease.boot_file, 'undionly.kpxe', line);
+  } else {
+    assert.equal(lease.serverid, DNSMASQ, line);
+    assert.match(lease.ip ?? '', /^10\.231\.0\.1\d\d$/, line);
+  }
 });
