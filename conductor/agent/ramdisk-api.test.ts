@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import Koa from 'koa';
 import { silentLogger } from '../../shared/log.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 import {
@@ -190,8 +191,7 @@ describe('heartbeat', () => {
     assert.equal(dii.agent_url, 'http://10.0.0.57:9999');
     assert.equal(dii.agent_version, '9.4.3');
     assert.ok(Date.now() - Date.parse(String(dii.agent_last_heartbeat)) < 5000);
-    await new Promise((res) => setTimeout(res, 20));
-    assert.ok(handled.includes(uuid));
+    await waitFor('the engine to be called', () => handled.includes(uuid));
     // by name too
     assert.equal((await heartbeat(`node-${n}`, hb(token))).status, 202);
   });
@@ -249,10 +249,13 @@ describe('heartbeat', () => {
     assert.deepEqual((await store.nodes.get(uuid))!.driver_internal_info.agent_progress, p);
 
     await store.nodes.reserve(uuid, 'engine-2');
-    const before = (await store.nodes.get(uuid))!.driver_internal_info.agent_last_heartbeat;
-    await new Promise((res) => setTimeout(res, 5));
-    assert.equal((await heartbeat(uuid, hb(token))).status, 202);
-    assert.equal((await store.nodes.get(uuid))!.driver_internal_info.agent_last_heartbeat, before);
+    const before = (await store.nodes.get(uuid))!.driver_internal_info;
+    const p2 = { phase: 'writing', bytes_done: 20, bytes_total: 100 };
+    assert.equal((await heartbeat(uuid, hb(token, { kiln_progress: p2 }))).status, 202);
+    // Nothing of the skipped beat is written: not its progress, not its time.
+    const skipped = (await store.nodes.get(uuid))!.driver_internal_info;
+    assert.deepEqual(skipped.agent_progress, p);
+    assert.equal(skipped.agent_last_heartbeat, before.agent_last_heartbeat);
     await store.nodes.release(uuid, 'engine-2');
 
     fastTrack = true;
@@ -260,8 +263,13 @@ describe('heartbeat', () => {
     const count = handled.length;
     assert.equal((await heartbeat(idle.uuid, hb(idle.token))).status, 202);
     assert.ok((await store.nodes.get(idle.uuid))!.driver_internal_info.agent_url, 'fast-track records');
-    await new Promise((res) => setTimeout(res, 20));
-    assert.equal(handled.length, count, 'record-only: the engine is not called');
+    // A barrier instead of a sleep: a later heartbeat that does reach the engine. The engine hears
+    // heartbeats in the order they were answered, so once it has this one, it would have had the
+    // idle node's too.
+    const busy = await withToken('clean wait');
+    assert.equal((await heartbeat(busy.uuid, hb(busy.token))).status, 202);
+    await waitFor('the engine to hear the later heartbeat', () => handled.includes(busy.uuid));
+    assert.deepEqual(handled.slice(count), [busy.uuid], 'record-only: the engine is not called');
     fastTrack = false;
   });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { silentLogger } from '../../shared/log.ts';
+import { createLogger, silentLogger } from '../../shared/log.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { NewNode, Store } from '../store/store.ts';
 import type { PowerDriver } from './driver.ts';
@@ -150,24 +151,48 @@ describe('power sync (SQLite store, fake BMCs)', () => {
     assert.equal(peak, 4);
   });
 
-  it('runs passes on its interval until stopped', async () => {
+  it('runs passes on its interval until stopped', async (t) => {
+    // The interval timer runs on the fake clock: each pass starts exactly one interval after the
+    // previous one ended, and "no pass after stop" is checked over ten intervals, without sleeping.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const fake = new FakePowerDriver();
     const n = await store.nodes.create(fakeNode(1));
-    const sync = createPowerSync({
-      store,
-      registry: createPowerRegistry({ fake }),
-      log: silentLogger(),
-      intervalMs: 20,
+    let passes = 0;
+    const log = createLogger({
+      name: 'test',
+      level: 'info',
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          if (String(chunk).includes('power sync pass done')) passes++;
+          cb();
+        },
+      }),
     });
+    const sync = createPowerSync({ store, registry: createPowerRegistry({ fake }), log, intervalMs: 20 });
+    const calls = () => fake.state('fake://bmc-1').calls.length;
+    const settle = () => new Promise((r) => setImmediate(r));
+    /** Waits (in real time, the store's I/O is real) for the pass the clock just started to end. */
+    const passEnded = async (want: number) => {
+      const deadline = Date.now() + 10_000;
+      while (passes < want && Date.now() < deadline) await settle();
+      assert.equal(passes, want, `pass ${want} ended`);
+    };
     sync.start();
-    const deadline = Date.now() + 5000;
-    while (fake.state('fake://bmc-1').calls.length < 2 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 10));
+    for (const pass of [1, 2]) {
+      t.mock.timers.tick(19);
+      await settle();
+      assert.equal(calls(), pass - 1, `pass ${pass} waits for the interval`);
+      t.mock.timers.tick(1);
+      await passEnded(pass);
+      assert.equal(calls(), pass);
+    }
     await sync.stop();
-    const calls = fake.state('fake://bmc-1').calls.length;
-    assert.ok(calls >= 2, `passes ran: ${calls}`);
-    await new Promise((r) => setTimeout(r, 80));
-    assert.equal(fake.state('fake://bmc-1').calls.length, calls, 'no pass after stop');
+    for (let i = 0; i < 10; i++) {
+      t.mock.timers.tick(20);
+      await settle();
+    }
+    assert.equal(calls(), 2, 'no pass after stop');
+    assert.equal(passes, 2);
     assert.equal((await store.nodes.get(n.uuid))!.power_state, 'power off');
   });
 });

@@ -5,6 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { waitFor } from '../support/wait.ts';
+
+export { waitFor };
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const AGENT_BUNDLE = join(ROOT, 'dist/agent.mjs');
@@ -27,28 +30,6 @@ export async function buildAgent(outfile = AGENT_BUNDLE): Promise<string> {
     banner: { js: `#!/usr/bin/env node\n${requireShim}` },
   });
   return outfile;
-}
-
-export function waitFor<T>(
-  what: string,
-  fn: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const started = Date.now();
-  return new Promise((resolvePromise, reject) => {
-    const tick = async () => {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false && v !== null) return resolvePromise(v as T);
-      } catch {
-        // keep polling until the deadline
-      }
-      if (Date.now() - started > timeoutMs)
-        return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      setTimeout(tick, 50);
-    };
-    void tick();
-  });
 }
 
 export class Procs {

@@ -397,6 +397,7 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     await agentUrl(c1, uuid);
     await stop(c1.proc, 'SIGKILL');
     await agent.waitForLog(/heartbeat failed/);
+    const restartedAt = Date.now();
     const c2 = await startConductor(procs, { db, heartbeatTimeoutS: 1, port: c1.port });
     const beat = await waitFor(
       'a heartbeat accepted by the restarted conductor',
@@ -405,8 +406,12 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     );
     assert.ok(beat);
     assert.equal(agent.proc.exitCode, null);
+    // The recorded beat is one the restarted conductor took, not the last one before the kill.
     const last = Date.parse(String((await c2.node(uuid)).driver_internal_info.agent_last_heartbeat));
-    assert.ok(Date.now() - last < 10_000);
+    assert.ok(
+      last >= restartedAt,
+      `last heartbeat ${new Date(last).toISOString()} is from after the restart`,
+    );
   });
 
   test('ten agents at once', async () => {
@@ -448,14 +453,16 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     await stop(a.proc);
 
     // A node the conductor doesn't know: lookup gives up after ipa-lookup-timeout and exits 1.
-    const started = Date.now();
+    // (That the loop keeps to its budget is timed exactly in agent/lookup.test.ts; here the flag
+    // must reach it.)
     const lost = startAgent(procs, {
       bundle: lone,
       cwd: join(lone, '..'),
       args: ['--api-url', c.url, '--mac', testMac(901), '--lookup-timeout', '2', '--lookup-interval', '0.2'],
     });
     assert.equal(await lost.exited, 1);
-    assert.ok(Date.now() - started < 8_000);
-    assert.ok(lost.lines.some((l) => /lookup timed out/.test(String(l.msg))));
+    const timedOut = lost.lines.find((l) => /lookup timed out/.test(String(l.msg)));
+    assert.ok(timedOut, JSON.stringify(lost.lines));
+    assert.match(String(timedOut.err), /^lookup did not succeed within 2 s /);
   });
 });
