@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'BMC_ERROR'
   | 'BMC_UNSUPPORTED'
   | 'AGENT_ERROR'
+  | 'IMAGE_ORIGIN_FAILED'
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
@@ -24,6 +25,7 @@ const STATUS: Record<ErrorCode, number> = {
   BMC_ERROR: 502,
   BMC_UNSUPPORTED: 400,
   AGENT_ERROR: 502,
+  IMAGE_ORIGIN_FAILED: 502,
   CONFIG_INVALID: 400,
   INTERNAL: 500,
 };

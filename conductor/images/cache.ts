@@ -6,14 +6,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Router from '@koa/router';
-import { request } from 'undici';
+import type Koa from 'koa';
+import { errorBody, KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { parseRange } from '../boot/http.ts';
 import type { ImageRecord, Store } from '../store/store.ts';
+import { getOrigin, maskUrl, OriginError } from './origin.ts';
 
 export interface ImageCacheOptions {
   store: Store;
@@ -34,6 +37,10 @@ export class ImageCache {
   private path(img: ImageRecord): string {
     // The checksum names the content: a re-registered image with new bytes gets a new file.
     return join(this.opts.dir, `${img.uuid}.${img.checksum.slice(0, 16)}`);
+  }
+
+  private idleMs(): number {
+    return (this.opts.originTimeoutS ?? 60) * 1000;
   }
 
   /** The cached file's path, or null while it isn't (fully, verifiably) there. */
@@ -62,14 +69,14 @@ export class ImageCache {
     await mkdir(this.opts.dir, { recursive: true });
     const started = Date.now();
     try {
-      const res = await request(img.url, {
-        method: 'GET',
-        headersTimeout: (this.opts.originTimeoutS ?? 60) * 1000,
-        bodyTimeout: (this.opts.originTimeoutS ?? 60) * 1000,
+      const res = await getOrigin({
+        url: img.url,
+        idleTimeoutMs: this.idleMs(),
+        bodyIdleTimeoutMs: this.idleMs(),
       });
       if (res.statusCode !== 200) {
-        await res.body.dump();
-        throw new Error(`origin answered HTTP ${res.statusCode}`);
+        res.resume();
+        throw new OriginError(`origin answered HTTP ${res.statusCode}`, res.statusCode ?? null);
       }
       const hash = createHash(img.checksum_algo);
       let bytes = 0;
@@ -80,7 +87,7 @@ export class ImageCache {
           cb(null, chunk);
         },
       });
-      await pipeline(res.body, tap, createWriteStream(part));
+      await pipeline(res, tap, createWriteStream(part));
       const digest = hash.digest('hex');
       if (digest !== img.checksum)
         throw new Error(
@@ -94,7 +101,7 @@ export class ImageCache {
     } catch (e) {
       await rm(part, { force: true });
       this.log.warn(
-        { image: img.name, url: img.url, err: (e as Error).message },
+        { image: img.name, url: maskUrl(img.url), err: (e as Error).message },
         'image cache fill failed; agents are served from the origin',
       );
       return null;
@@ -138,17 +145,51 @@ export class ImageCache {
       }
       // Not cached yet: fill in the background, pass this request through to the origin.
       void this.fill(img);
-      const headers: Record<string, string> = {};
-      if (ctx.get('Range')) headers.range = ctx.get('Range');
-      const res = await request(img.url, { method: 'GET', headers });
-      ctx.status = res.statusCode;
-      for (const h of ['content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified']) {
-        const v = res.headers[h];
-        if (typeof v === 'string') ctx.set(h, v);
-      }
-      ctx.type = 'application/octet-stream';
-      ctx.body = res.body;
+      await this.passThrough(ctx, img);
     });
     return r;
+  }
+
+  private async passThrough(ctx: Koa.Context, img: ImageRecord): Promise<void> {
+    const headers: Record<string, string> = {};
+    if (ctx.get('Range')) headers.range = ctx.get('Range');
+    const origin = maskUrl(img.url);
+    let res: IncomingMessage;
+    try {
+      res = await getOrigin({ url: img.url, headers, idleTimeoutMs: this.idleMs() });
+    } catch (e) {
+      return this.badOrigin(ctx, img, (e as Error).message);
+    }
+    const status = res.statusCode ?? 0;
+    if (status !== 200 && status !== 206 && status !== 416) {
+      res.resume();
+      return this.badOrigin(ctx, img, `image origin ${origin} answered HTTP ${status}`);
+    }
+    // An agent that goes away (rebooted, killed, timed out) must not leave the origin download
+    // running; and an origin that fails mid-body must end the agent's response, not hang it.
+    ctx.req.once('close', () => res.destroy());
+    res.once('error', (e) => {
+      this.log.warn({ image: img.name, origin, err: e.message }, 'image origin failed mid-stream');
+      ctx.res.destroy();
+    });
+    ctx.status = status;
+    for (const h of ['content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified']) {
+      const v = res.headers[h];
+      if (typeof v === 'string') ctx.set(h, v);
+    }
+    ctx.type = 'application/octet-stream';
+    ctx.body = res;
+  }
+
+  /**
+   * The origin can't serve the image: answer 502 naming the origin and its status, so the
+   * agent's error (and the node's last_error) says where the image really failed.
+   */
+  private badOrigin(ctx: Koa.Context, img: ImageRecord, why: string): void {
+    const message = `${why}; check image '${img.name}' (kiln image show ${img.name}) and that its URL is served`;
+    this.log.warn({ image: img.name, origin: maskUrl(img.url), err: why }, 'image origin failed');
+    const err = new KilnError('IMAGE_ORIGIN_FAILED', message, { details: { origin: maskUrl(img.url) } });
+    ctx.status = err.status;
+    ctx.body = errorBody(err);
   }
 }

@@ -66,6 +66,32 @@ function retryable(e: unknown): boolean {
   return code !== undefined && RETRYABLE_CODES.has(code);
 }
 
+/**
+ * The reason a server gave with an error status, when it gave a short one: Kiln's image cache
+ * names the origin that failed, which is what the operator needs to see in last_error.
+ */
+async function serverReason(body: Dispatcher.ResponseData['body']): Promise<string | null> {
+  let text = '';
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      text += chunk.toString('utf8');
+      if (text.length > 4096) {
+        body.destroy();
+        break;
+      }
+    }
+  } catch {
+    return null;
+  }
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown }; error_message?: unknown };
+    const m = j.error?.message ?? j.error_message;
+    return typeof m === 'string' ? m.slice(0, 500) : null;
+  } catch {
+    return null;
+  }
+}
+
 function totalFrom(status: number, headers: Record<string, string | string[] | undefined>): number | null {
   if (status === 206) {
     const m = /\/(\d+)$/.exec(String(headers['content-range'] ?? ''));
@@ -125,9 +151,9 @@ async function* fetchAll(
         signal: opts.signal,
       });
       if (res.statusCode >= 400) {
-        await res.body.dump();
+        const why = await serverReason(res.body);
         throw new DownloadError(
-          `GET ${opts.url} answered HTTP ${res.statusCode}`,
+          `GET ${opts.url} answered HTTP ${res.statusCode}${why ? `: ${why}` : ''}`,
           res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429,
         );
       }
