@@ -1,0 +1,119 @@
+// Requests to an image's origin server, made with Node's own http/https client.
+// undici is not used on this path: when an origin closes the connection right after the body
+// (python's http.server, HTTP/1.0 servers) while the body is paused because the agent reads
+// slowly, undici 7.x throws an uncatchable assertion from its parser (nodejs/undici#5360,
+// still present in 7.30.3) and takes the whole conductor down with it. Node's client handles
+// the same sequence as an ordinary end of stream.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+export class OriginError extends Error {
+  readonly code = 'ORIGIN_FAILED';
+  constructor(
+    message: string,
+    /** The origin's HTTP status, when it answered at all. */
+    readonly status: number | null,
+  ) {
+    super(message);
+    this.name = 'OriginError';
+  }
+}
+
+/** An image URL with any user:password replaced, for logs, events and error messages. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = '***';
+      u.password = '';
+    }
+    return u.toString();
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+export interface OriginRequest {
+  url: string;
+  headers?: Record<string, string>;
+  /** Milliseconds without a byte (connect, headers) before the request is abandoned. */
+  idleTimeoutMs: number;
+  /**
+   * Also abandon the body after this long without a byte. Left out for pass-through to a
+   * reader: a paused socket is idle because the reader is slow, not because the origin is.
+   */
+  bodyIdleTimeoutMs?: number;
+  maxRedirects?: number;
+}
+
+/**
+ * GET the URL; resolves with the response once headers arrive (any status, redirects followed).
+ * The caller owns the returned stream and must consume or destroy it.
+ */
+export function getOrigin(req: OriginRequest): Promise<IncomingMessage> {
+  return follow(req.url, req, req.maxRedirects ?? 5);
+}
+
+function follow(url: string, req: OriginRequest, redirectsLeft: number): Promise<IncomingMessage> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return Promise.reject(new OriginError(`image URL ${maskUrl(url)} is not a valid URL`, null));
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    return Promise.reject(
+      new OriginError(
+        `image URL ${maskUrl(url)} is not http(s); the cache fetches only http and https`,
+        null,
+      ),
+    );
+  }
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const auth = u.username
+      ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`
+      : undefined;
+    const r = send(
+      u,
+      { method: 'GET', headers: req.headers ?? {}, auth, timeout: req.idleTimeoutMs },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        const location = res.headers.location;
+        if (status >= 300 && status < 400 && status !== 304 && location) {
+          res.resume();
+          if (redirectsLeft <= 0) {
+            reject(new OriginError(`image origin ${maskUrl(url)} redirected too many times`, status));
+            return;
+          }
+          follow(new URL(location, u).toString(), req, redirectsLeft - 1).then(resolve, reject);
+          return;
+        }
+        const bodyIdle = req.bodyIdleTimeoutMs;
+        if (bodyIdle !== undefined) {
+          res.setTimeout(bodyIdle, () =>
+            res.destroy(
+              new OriginError(`image origin ${maskUrl(url)} sent nothing for ${bodyIdle} ms`, status),
+            ),
+          );
+        } else {
+          res.setTimeout(0);
+        }
+        resolve(res);
+      },
+    );
+    r.on('timeout', () =>
+      r.destroy(
+        new OriginError(`image origin ${maskUrl(url)} did not answer within ${req.idleTimeoutMs} ms`, null),
+      ),
+    );
+    r.on('error', (e) =>
+      reject(
+        e instanceof OriginError
+          ? e
+          : new OriginError(`image origin ${maskUrl(url)} is unreachable: ${(e as Error).message}`, null),
+      ),
+    );
+    r.end();
+  });
+}
