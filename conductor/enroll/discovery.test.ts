@@ -81,44 +81,94 @@ describe('first-boot enrollment', () => {
     assert.equal(node!.provision_state, 'manageable');
   });
 
-  it('matches a returning machine by MAC, by system UUID after a NIC swap, and by serial', async () => {
+  it('matches a returning machine by MAC; by system UUID or serial only a node without MACs', async () => {
     const d = await setup();
     const first = (await processInspection(d, { inventory: inventory() })).node;
     const again = await processInspection(d, { inventory: inventory() });
     assert.equal(again.created, false);
     assert.equal(again.matchedBy, 'mac');
-    const swapped = await processInspection(d, { inventory: inventory({ macs: ['52:54:00:99:99:01'] }) });
-    assert.equal(swapped.node.uuid, first.uuid);
-    assert.equal(swapped.matchedBy, 'system_uuid');
+    // One NIC of two swapped: the other MAC still finds the node, and the new one is added.
+    const oneSwapped = await processInspection(d, {
+      inventory: inventory({ macs: ['52:54:00:12:34:01', '52:54:00:99:99:01'] }),
+    });
+    assert.equal(oneSwapped.node.uuid, first.uuid);
     assert.ok(
       (await d.store.ports.list({ node_uuid: first.uuid })).some((p) => p.address === '52:54:00:99:99:01'),
     );
-    const bySerial = await processInspection(d, {
-      inventory: inventory({ macs: ['52:54:00:99:99:02'], uuid: null }),
+    // A node created with no ports (imported by BMC only) is found by its system UUID or serial.
+    const bare = await d.nodes.create({ name: 'imported', ports: [] }, 'test');
+    await d.store.nodes.update(bare.uuid, {
+      inventory: inventory({ uuid: '5c5fd1a8-0000-4000-8000-0000000000aa', serial: 'SN-AA' }) as never,
     });
-    assert.equal(bySerial.node.uuid, first.uuid);
+    const byUuid = await processInspection(d, {
+      inventory: inventory({
+        macs: ['52:54:00:aa:00:01'],
+        uuid: '5c5fd1a8-0000-4000-8000-0000000000aa',
+        serial: 'SN-AA',
+      }),
+    });
+    assert.equal(byUuid.node.uuid, bare.uuid);
+    assert.equal(byUuid.matchedBy, 'system_uuid');
+    await d.store.ports.delete((await d.store.ports.getByAddress('52:54:00:aa:00:01'))!.uuid);
+    const bySerial = await processInspection(d, {
+      inventory: inventory({ macs: ['52:54:00:aa:00:02'], uuid: null, serial: 'SN-AA' }),
+    });
+    assert.equal(bySerial.node.uuid, bare.uuid);
     assert.equal(bySerial.matchedBy, 'serial');
-    assert.equal(await d.store.nodes.count(), 1);
+    assert.equal(await d.store.nodes.count(), 2);
+  });
+
+  it('enrolls a second machine sharing a UUID and serial but no MAC as its own node, flagged', async () => {
+    // Two whitebox servers with the same firmware defaults, or QEMU VMs without -uuid: same
+    // system UUID and serial, different NICs. They must never become one node.
+    const d = await setup();
+    const vm0 = (await processInspection(d, { inventory: inventory({ macs: ['52:54:00:00:00:10'] }) })).node;
+    const vm1 = await processInspection(d, { inventory: inventory({ macs: ['52:54:00:00:00:11'] }) });
+    assert.equal(vm1.created, true);
+    assert.notEqual(vm1.node.uuid, vm0.uuid);
+    assert.equal(await d.store.nodes.count(), 2);
+    assert.deepEqual(
+      (await d.store.ports.list({ node_uuid: vm0.uuid })).map((p) => p.address),
+      ['52:54:00:00:00:10'],
+      'the first node keeps only its own port',
+    );
+    const ev = await d.store.events.list(vm1.node.uuid);
+    const dup = ev.find((e) => e.event === 'possible_duplicate');
+    assert.ok(dup, 'a possible-duplicate event is recorded on the new node');
+    assert.match(dup.message!, new RegExp(`possible duplicate of ${vm0.name}: same system UUID`));
   });
 
   it('does not match on placeholder serials and UUIDs that firmware ships', async () => {
     const d = await setup();
-    await processInspection(d, {
-      inventory: inventory({
-        macs: ['52:54:00:00:00:01'],
-        uuid: '00000000-0000-0000-0000-000000000000',
-        serial: 'To Be Filled By O.E.M.',
-      }),
+    // A bare node (no ports) would be matched by a real UUID or serial; placeholders must not.
+    const bare = await d.nodes.create({ name: 'bare', ports: [] }, 'test');
+    const placeholders: Array<[string, string]> = [
+      ['00000000-0000-0000-0000-000000000000', 'To Be Filled By O.E.M.'],
+      ['FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'Not Settable'],
+      ['03000200-0400-0500-0006-000700080009', 'Default string'],
+      ['Not Settable', 'Not Present'],
+      ['Not Available', 'N/A'],
+      ['None', 'System Serial Number'],
+      ['Not Specified', '0123456789'],
+      ['00020003-0004-0005-0006-000700080009', 'XXXXXXXXXX'],
+      ['', '   '],
+    ];
+    await d.store.nodes.update(bare.uuid, {
+      inventory: inventory({ uuid: placeholders[0]![0], serial: placeholders[0]![1] }) as never,
     });
-    const other = await processInspection(d, {
-      inventory: inventory({
-        macs: ['52:54:00:00:00:02'],
-        uuid: '00000000-0000-0000-0000-000000000000',
-        serial: 'To Be Filled By O.E.M.',
-      }),
-    });
-    assert.equal(other.created, true);
-    assert.equal(await d.store.nodes.count(), 2);
+    for (const [i, [uuid, serial]] of placeholders.entries()) {
+      // Two machines with the same placeholders and their own NICs: two nodes, nobody flagged.
+      for (const n of [0, 1]) {
+        const mac = `52:54:00:00:0${n}:${i.toString(16).padStart(2, '0')}`;
+        const r = await processInspection(d, { inventory: inventory({ macs: [mac], uuid, serial }) });
+        assert.equal(r.created, true, `${uuid} / ${serial} identified nothing`);
+        assert.ok(
+          !(await d.store.events.list(r.node.uuid)).some((e) => e.event === 'possible_duplicate'),
+          `${uuid} / ${serial} makes no one a duplicate`,
+        );
+      }
+    }
+    assert.equal(await d.store.nodes.count(), 2 * placeholders.length + 1);
   });
 
   it('refuses machines the policy does not admit and rejects inspection data without an inventory', async () => {

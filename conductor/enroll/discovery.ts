@@ -13,7 +13,7 @@ import { bodyOf } from '../api/http.ts';
 import type { NodeService } from '../nodes/service.ts';
 import type { ProvisionEngine } from '../provision/engine.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
-import { type Fingerprint, findNode, fingerprint } from './match.ts';
+import { type Fingerprint, fingerprint, identify } from './match.ts';
 
 export interface EnrollmentSettings {
   /** enroll: create unknown machines; ignore: refuse them; allow: only MACs with these prefixes. */
@@ -88,7 +88,7 @@ export async function processInspection(
   const fp: Fingerprint = fingerprint(inv);
   if (fp.macs.length === 0) throw new KilnError('VALIDATION_FAILED', 'inventory lists no valid MAC address');
   const pxeMac = bootMac(body) ?? fp.macs[0]!;
-  const found = await findNode(deps.store, fp);
+  const { match: found, suspects } = await identify(deps.store, fp);
   const props = Object.fromEntries(Object.entries(propertiesFrom(inv)).filter(([, v]) => v !== undefined));
 
   if (found) {
@@ -147,6 +147,20 @@ export async function processInspection(
     });
   }
   await deps.store.nodes.update(node.uuid, { inventory: inv as Record<string, unknown> });
+  for (const s of suspects) {
+    const what = s.by === 'system_uuid' ? `system UUID ${fp.systemUuid}` : `serial ${fp.serial}`;
+    await deps.store.events.add({
+      node_uuid: node.uuid,
+      event: 'possible_duplicate',
+      actor: 'ramdisk',
+      result: 'info',
+      message: `possible duplicate of ${s.node.name ?? s.node.uuid}: same ${what} but none of its MACs; enrolled as a separate node. If it is the same machine with new NICs, delete one node ('kiln node delete ${node.name}') and add the MACs to the other`,
+    });
+    deps.log.warn(
+      { node: node.uuid, duplicateOf: s.node.uuid, by: s.by },
+      'possible duplicate enrolled separately',
+    );
+  }
   await deps.store.events.add({
     node_uuid: node.uuid,
     event: 'discovered',
@@ -154,7 +168,7 @@ export async function processInspection(
     result: 'ok',
     message: bmc
       ? `enrolled on first PXE boot from ${pxeMac}; BMC ${inv.bmc_address} learned from the inventory`
-      : `enrolled on first PXE boot from ${pxeMac}; no BMC known yet: set one with 'kiln node update ${node.name} --bmc-address …' and run 'kiln node manage'`,
+      : `enrolled on first PXE boot from ${pxeMac}; no BMC known yet: set one with 'kiln node update ${node.name} --bmc-address …' and run 'kiln node manage ${node.name}'`,
   });
   deps.log.info({ node: node.uuid, mac: pxeMac, bmc: inv.bmc_address ?? null }, 'enrolled a new machine');
   if (bmc) {
