@@ -39,6 +39,8 @@ export interface LabFlowOptions {
   /** Lines for the person watching; defaults to stderr. */
   say?: (line: string) => void;
   apiPort?: number;
+  /** bios (SeaBIOS, the default) or uefi (OVMF) for every VM. */
+  firmware?: 'bios' | 'uefi';
 }
 
 export interface PhaseTiming {
@@ -228,12 +230,13 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
       stateDir: join(stateDir, 'lab'),
       vms: opts.vms,
       bmc: opts.bmc,
+      firmware: opts.firmware,
       diskBytes: 5 * 1024 ** 3,
       log: flog,
     });
     const net = lab.network;
     say(
-      `lab bridge ${net.bridge}: ${net.subnet}, conductor at ${net.hostIp}; ${opts.vms} VM(s) with ${opts.bmc} BMCs`,
+      `lab bridge ${net.bridge}: ${net.subnet}, conductor at ${net.hostIp}; ${opts.vms} ${opts.firmware ?? 'bios'} VM(s) with ${opts.bmc} BMCs`,
     );
     const apiPort = opts.apiPort ?? 6385;
     const config = loadConfig({
@@ -302,7 +305,8 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
       lap('provide (cleaning)');
 
       const hostname = `demo-${m.name}`;
-      if (opts.faultRun) {
+      // The fault run takes place on the first VM; the others deploy straight away, alongside.
+      if (opts.faultRun && m === lab!.machines[0]) {
         // Kill the agent mid-write: the deploy must fail with a clear error, and a retry succeed.
         await api.call('PUT', `/v1/nodes/${node.uuid}/states/provision`, {
           target: 'deploy',

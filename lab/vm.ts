@@ -47,6 +47,12 @@ export interface VmSpec {
    * ovmf package. QEMU's NIC ROM carries iPXE for both.
    */
   firmware?: 'bios' | 'uefi';
+  /**
+   * SMBIOS system UUID and serial number, distinct per VM as on real servers (QEMU without them
+   * reports "Not Settable"). Default: derived from the MAC, so a VM keeps its identity.
+   */
+  systemUuid?: string;
+  serial?: string;
   /** NIC model; virtio-net-pci boots ~5 s faster than e1000 under TCG. */
   nic?: 'virtio-net-pci' | 'e1000';
   qemu?: string;
@@ -65,6 +71,12 @@ export class VmError extends Error {
 }
 
 /** MAC of VM i in lab n: 52:54:00 (QEMU's OUI), then 6b ('k'), n, i. */
+/** A stable SMBIOS identity for a lab VM, from its MAC: "KILN" in the UUID's first field. */
+export function labIdentity(mac: string): { systemUuid: string; serial: string } {
+  const hex = mac.replace(/:/g, '').toLowerCase();
+  return { systemUuid: `4b494c4e-0000-4000-8000-${hex}`, serial: `KILN-LAB-${hex.toUpperCase()}` };
+}
+
 export function labMac(labIndex: number, vmIndex: number): string {
   const h = (x: number) => (x & 0xff).toString(16).padStart(2, '0');
   return `52:54:00:6b:${h(labIndex)}:${h(vmIndex)}`;
@@ -324,6 +336,10 @@ export async function defineVm(spec: VmSpec): Promise<Vm> {
     String(spec.memoryMiB ?? 1024),
     '-smp',
     String(spec.cpus ?? 1),
+    '-uuid',
+    spec.systemUuid ?? labIdentity(spec.mac).systemUuid,
+    '-smbios',
+    `type=1,serial=${spec.serial ?? labIdentity(spec.mac).serial}`,
     // -nographic (not -display none): QEMU then tells SeaBIOS to mirror its text, and iPXE's,
     // to the serial port, which is where the console log comes from.
     '-nographic',

@@ -18,6 +18,7 @@ export function registerLabCommands(program: Command): void {
     .option('--nodes <n>', 'how many VMs', '1')
     .option('--bmc <kind>', "ipmi (ipmi_sim) or redfish (Kiln's Redfish emulator)", 'ipmi')
     .option('--state <dir>', 'where disks, consoles, logs and the database go', join(tmpdir(), 'kiln-lab'))
+    .option('--firmware <kind>', 'bios (SeaBIOS) or uefi (OVMF)', 'bios')
     .option('--keep', 'stop once the nodes are active and booted, without undeploying')
     .option('--fault', 'also kill the agent during the first image write and show the retry')
     .action(async (o) => {
@@ -27,10 +28,19 @@ export function registerLabCommands(program: Command): void {
           EXIT.usage,
         );
       if (o.bmc !== 'ipmi' && o.bmc !== 'redfish') throw new CliError('--bmc is ipmi or redfish', EXIT.usage);
+      if (o.firmware !== 'bios' && o.firmware !== 'uefi')
+        throw new CliError('--firmware is bios or uefi', EXIT.usage);
       const n = Number(o.nodes);
       if (!Number.isInteger(n) || n < 1 || n > 8) throw new CliError('--nodes is 1 to 8', EXIT.usage);
       const started = Date.now();
-      await runLabFlow({ vms: n, bmc: o.bmc, stateDir: o.state, keep: o.keep, faultRun: o.fault });
+      await runLabFlow({
+        vms: n,
+        bmc: o.bmc,
+        firmware: o.firmware,
+        stateDir: o.state,
+        keep: o.keep,
+        faultRun: o.fault,
+      });
       process.stderr.write(
         `lab flow finished in ${((Date.now() - started) / 1000).toFixed(0)} s; logs in ${o.state}\n`,
       );

@@ -1,7 +1,7 @@
 // startLab: a bridge, two VMs with their own taps, MACs and IPMI vBMCs that real ipmitool can
 // drive independently; down() and cleanupLab() leave nothing behind.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -25,6 +25,15 @@ describe('startLab', { timeout: 120_000 }, () => {
     const [a, b] = lab.machines;
     assert.ok(a && b);
     assert.notEqual(a.mac, b.mac);
+    // Distinct SMBIOS identities, as real servers have (QEMU's default is "Not Settable").
+    const smbios = (m: typeof a) => {
+      const { args } = JSON.parse(readFileSync(join(m.vm.dir, 'vm.json'), 'utf8')) as { args: string[] };
+      return { uuid: args[args.indexOf('-uuid') + 1], smbios: args[args.indexOf('-smbios') + 1] };
+    };
+    assert.match(smbios(a).uuid!, /^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/);
+    assert.notEqual(smbios(a).uuid, smbios(b).uuid);
+    assert.notEqual(smbios(a).smbios, smbios(b).smbios);
+    assert.match(smbios(a).smbios!, /^type=1,serial=KILN-LAB-/);
     assert.deepEqual(linksStartingWith(`kiln-lab${index}-`).sort(), [
       `kiln-lab${index}-t0`,
       `kiln-lab${index}-t1`,
