@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { KilnError } from '../shared/errors.ts';
+import { DEFAULT_LOADERS } from './boot/dhcp/netboot.ts';
+import { Subnet, type SubnetConfig } from './boot/dhcp/subnet.ts';
 
 // 0 lets the OS pick a free port (tests, labs).
 const Port = z.coerce.number().int().min(0).max(65535);
@@ -14,6 +16,58 @@ const Bool = z.union([
   z.boolean(),
   z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1'),
 ]);
+/** A list, or a comma-separated string (environment variables). */
+const StringList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
+  z.array(z.string().min(1)),
+);
+const LoaderName = z.string().min(1).nullable();
+
+const SubnetSchema = z
+  .strictObject({
+    cidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be an IPv4 CIDR like 10.0.0.0/24'),
+    range_start: z.ipv4(),
+    range_end: z.ipv4(),
+    router: z.ipv4().optional(),
+    dns: z.array(z.ipv4()).optional(),
+    domain: z.string().min(1).optional(),
+    lease_time_s: z.coerce.number().int().positive().optional(),
+    /** Fixed addresses for known MACs (inside the CIDR, may lie outside the range). */
+    reservations: z
+      .array(
+        z.strictObject({
+          mac: z
+            .string()
+            .regex(/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i, 'must be a MAC address like 52:54:00:12:34:56'),
+          ip: z.ipv4(),
+          hostname: z.string().min(1).optional(),
+        }),
+      )
+      .default([]),
+  })
+  .superRefine((s, ctx) => {
+    // The DHCP server's own checks (range inside the CIDR, reservations inside it), at load time.
+    try {
+      new Subnet(subnetConfig(s));
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  });
+type SubnetSchema = z.infer<typeof SubnetSchema>;
+
+/** A configured subnet as the DHCP server takes it. */
+export function subnetConfig(s: SubnetSchema): SubnetConfig {
+  return {
+    cidr: s.cidr,
+    rangeStart: s.range_start,
+    rangeEnd: s.range_end,
+    router: s.router,
+    dns: s.dns,
+    domain: s.domain,
+    leaseTime: s.lease_time_s,
+    reservations: s.reservations.map((r) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname })),
+  };
+}
 
 export const ConductorConfig = z.strictObject({
   api: z
@@ -60,38 +114,81 @@ export const ConductorConfig = z.strictObject({
     .prefault({}),
   boot: z
     .strictObject({
-      /** full: Kiln hands out addresses; proxy: boot options beside another DHCP server; off: bring your own. */
-      dhcp_mode: z.enum(['full', 'proxy', 'off']).default('off'),
       /** Interfaces DHCP and TFTP serve (e.g. [eno2]); nothing else is answered. Env KILN_BOOT_INTERFACES (comma-separated). */
-      interfaces: z
-        .preprocess(
-          (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
-          z.array(z.string().min(1)),
-        )
-        .default([]),
-      /** Full mode: address pools. */
-      subnets: z
-        .array(
-          z.strictObject({
-            cidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be an IPv4 CIDR like 10.0.0.0/24'),
-            range_start: z.ipv4(),
-            range_end: z.ipv4(),
-            router: z.ipv4().optional(),
-            dns: z.array(z.ipv4()).optional(),
-            lease_time_s: z.coerce.number().int().positive().optional(),
-          }),
-        )
-        .default([]),
-      /** Full mode: where leases persist (JSON lines). */
-      lease_file: z.string().default('dhcp-leases.jsonl'),
-      /** Serve the iPXE loaders over TFTP. */
-      tftp: Bool.default(true),
-      /** Directory with undionly.kpxe and ipxe.efi (Debian's ipxe package installs them here). */
-      tftp_root: z.string().default('/usr/lib/ipxe'),
+      interfaces: StringList.default([]),
       /** Directory with the ramdisk's kernel and initramfs (kiln ramdisk build --out). Env KILN_RAMDISK_DIR. */
-      ramdisk_dir: z.string().default('ramdisk'),
+      ramdisk_dir: z.string().min(1).default('ramdisk'),
       /** Kernel arguments added to every ramdisk boot, e.g. [console=ttyS0]. */
       kernel_args: z.array(z.string()).default([]),
+      /** How often the iPXE script tries to download kernel and initramfs before it reboots. */
+      ramdisk_attempts: z.coerce.number().int().min(1).default(5),
+      /** Seconds between those attempts. */
+      ramdisk_retry_delay_s: z.coerce.number().int().min(0).default(5),
+      dhcp: z
+        .strictObject({
+          /** full: Kiln hands out addresses; proxy: boot options beside another DHCP server; off: bring your own. Env KILN_DHCP_MODE. */
+          mode: z.enum(['full', 'proxy', 'off']).default('off'),
+          /** Full mode: address pools, each with optional fixed addresses (reservations). */
+          subnets: z.array(SubnetSchema).default([]),
+          /** Full mode: where leases persist (JSON lines). */
+          lease_file: z.string().min(1).default('dhcp-leases.jsonl'),
+          /** iPXE binaries by architecture, as names under boot.tftp.root; null offers none for it. */
+          loaders: z
+            .strictObject({
+              bios: LoaderName.default(DEFAULT_LOADERS.bios!),
+              efi_x64: LoaderName.default(DEFAULT_LOADERS.efiX64!),
+              efi_arm64: LoaderName.default(DEFAULT_LOADERS.efiArm64!),
+            })
+            .prefault({}),
+          /** User classes (option 77) that mark an iPXE client, which gets the script instead of another iPXE. */
+          ipxe_user_classes: StringList.refine((a) => a.length > 0, 'needs at least one user class').default([
+            'iPXE',
+          ]),
+          /** UDP ports; only tests and benchmarks change them. */
+          ports: z
+            .strictObject({
+              server: Port.default(67),
+              client: Port.default(68),
+              pxe: Port.default(4011),
+            })
+            .prefault({}),
+        })
+        .prefault({}),
+      tftp: z
+        .strictObject({
+          /** Serve the iPXE loaders over TFTP. */
+          enabled: Bool.default(true),
+          /** Directory served read-only; holds undionly.kpxe and ipxe.efi (Debian's ipxe package installs them here). Env KILN_TFTP_ROOT. */
+          root: z.string().min(1).default('/usr/lib/ipxe'),
+          /** Addresses TFTP listens on; default: the addresses of boot.interfaces. */
+          addresses: z.array(z.ipv4()).optional(),
+          port: Port.default(69),
+          /** Largest blksize granted (RFC 2348); 1468 fills an Ethernet frame. */
+          max_blksize: z.coerce.number().int().min(8).max(65464).default(1468),
+          /** Largest windowsize granted (RFC 7440). */
+          max_windowsize: z.coerce.number().int().min(1).max(65535).default(64),
+          /** Retransmission timeout when the client asks for none. */
+          timeout_ms: z.coerce.number().int().positive().default(1000),
+          retries: z.coerce.number().int().min(0).default(5),
+          /** Transfers in flight at once; more get "server busy". */
+          max_transfers: z.coerce.number().int().min(1).default(512),
+        })
+        .prefault({}),
+    })
+    .superRefine((b, ctx) => {
+      // Reported on boot.dhcp.mode: that is the key whose value needs the missing ones.
+      if (b.dhcp.mode !== 'off' && b.interfaces.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dhcp', 'mode'],
+          message: `is ${b.dhcp.mode}, but boot.interfaces is empty: name the provisioning interfaces (e.g. [eno2])`,
+        });
+      if (b.dhcp.mode === 'full' && b.dhcp.subnets.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dhcp', 'mode'],
+          message: 'is full, which needs at least one address pool in boot.dhcp.subnets',
+        });
     })
     .prefault({}),
   enrollment: z
@@ -132,14 +229,44 @@ export const ENV_KEYS: Record<string, string> = {
   KILN_FAST_TRACK: 'conductor.fast_track',
   KILN_LOG_LEVEL: 'log.level',
   KILN_BOOT_INTERFACES: 'boot.interfaces',
-  KILN_DHCP_MODE: 'boot.dhcp_mode',
+  KILN_DHCP_MODE: 'boot.dhcp.mode',
+  KILN_TFTP_ROOT: 'boot.tftp.root',
   KILN_RAMDISK_DIR: 'boot.ramdisk_dir',
   KILN_ENROLL_BMC_USERNAME: 'enrollment.bmc_username',
   KILN_ENROLL_BMC_PASSWORD: 'enrollment.bmc_password',
   KILN_IMAGE_CACHE_DIR: 'images.cache_dir',
 };
 
-type Layer = { source: string; values: Record<string, unknown> };
+/**
+ * Earlier, flat names of boot keys, still accepted. Errors name whichever the user wrote.
+ * `boot.tftp` was a boolean; as a mapping it is the TFTP section.
+ */
+const OLD_NAMES: { from: string; to: string; when?: (v: unknown) => boolean }[] = [
+  // First: the others may create the boot.tftp mapping.
+  { from: 'boot.tftp', to: 'boot.tftp.enabled', when: (v) => typeof v !== 'object' || v === null },
+  { from: 'boot.dhcp_mode', to: 'boot.dhcp.mode' },
+  { from: 'boot.subnets', to: 'boot.dhcp.subnets' },
+  { from: 'boot.lease_file', to: 'boot.dhcp.lease_file' },
+  { from: 'boot.tftp_root', to: 'boot.tftp.root' },
+];
+
+type Key = string | number;
+interface Layer {
+  /** file PATH, environment, flags */
+  kind: 'file' | 'environment' | 'flags';
+  name: string;
+  values: Record<string, unknown>;
+  /** Old names this layer used: canonical path prefix → what the user wrote. */
+  renamed: { to: Key[]; from: Key[] }[];
+}
+
+export interface ConfigProblem {
+  /** The key as the user wrote it, e.g. boot.dhcp.subnets[0].range_start. */
+  path: string;
+  message: string;
+  /** file PATH, environment KILN_…, flag --…, or defaults. */
+  source: string;
+}
 
 function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
@@ -160,6 +287,13 @@ function getPath(obj: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
+function deletePath(obj: Record<string, unknown>, path: string): void {
+  const parts = path.split('.');
+  const parent = getPath(obj, parts.slice(0, -1));
+  if (typeof parent === 'object' && parent !== null)
+    delete (parent as Record<string, unknown>)[parts.at(-1)!];
+}
+
 function merge(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(from)) {
     if (v && typeof v === 'object' && !Array.isArray(v) && into[k] && typeof into[k] === 'object') {
@@ -169,6 +303,95 @@ function merge(into: Record<string, unknown>, from: Record<string, unknown>): Re
     }
   }
   return into;
+}
+
+/** boot.dhcp.subnets[0].range_start */
+export function formatKey(path: readonly Key[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+const startsWith = (path: readonly Key[], prefix: readonly Key[]) => prefix.every((p, i) => path[i] === p);
+
+/** Moves old names to the current ones, remembering what was written; both at once is an error. */
+function renameOld(layer: Layer, problems: ConfigProblem[]): void {
+  for (const { from, to, when } of OLD_NAMES) {
+    const v = getPath(layer.values, from.split('.'));
+    if (v === undefined || (when && !when(v))) continue;
+    deletePath(layer.values, from);
+    if (getPath(layer.values, to.split('.')) !== undefined) {
+      problems.push({
+        path: from,
+        message: `is the old name of ${to}, which is set too; keep only ${to}`,
+        source: sourceName(layer, from.split('.'), {}),
+      });
+      continue;
+    }
+    setPath(layer.values, to, v);
+    layer.renamed.push({ to: to.split('.'), from: from.split('.') });
+  }
+}
+
+function sourceName(
+  layer: Layer | undefined,
+  path: readonly Key[],
+  flagNames: Record<string, string>,
+): string {
+  if (!layer) return 'defaults';
+  if (layer.kind === 'file') return `file ${layer.name}`;
+  const key = formatKey(path);
+  const owner = (paths: [string, string][]) =>
+    paths.find(([p]) => key === p || key.startsWith(`${p}.`) || key.startsWith(`${p}[`));
+  if (layer.kind === 'environment') {
+    const env = owner(Object.entries(ENV_KEYS).map(([k, p]) => [p, k]));
+    return env ? `environment ${env[1]}` : 'environment';
+  }
+  const flag = owner(Object.entries(flagNames));
+  return flag ? `flag ${flag[1]}` : 'flags';
+}
+
+/**
+ * The layer that supplied the value at `path` (the last one that set it wins), or for a missing
+ * key the one that wrote the closest enclosing mapping or list, and the key as that layer wrote it.
+ */
+function locate(
+  layers: Layer[],
+  path: readonly Key[],
+  flagNames: Record<string, string>,
+): { path: string; source: string } {
+  let layer: Layer | undefined;
+  for (let n = path.length; n > 0 && !layer; n--)
+    layer = [...layers].reverse().find((l) => getPath(l.values, path.slice(0, n)) !== undefined);
+  let written = [...path];
+  for (const r of layer?.renamed ?? [])
+    if (startsWith(path, r.to)) written = [...r.from, ...path.slice(r.to.length)];
+  return { path: formatKey(written), source: sourceName(layer, written, flagNames) };
+}
+
+/** The keys a mapping in the schema accepts, for "unknown key" messages. */
+function knownKeys(path: readonly Key[]): string[] {
+  type Walkable = {
+    shape?: Record<string, unknown>;
+    unwrap?: () => unknown;
+    element?: unknown;
+    out?: unknown;
+  };
+  const peel = (s: unknown): Walkable => {
+    let cur = s as Walkable;
+    for (let i = 0; i < 8; i++) {
+      if (cur.shape) return cur;
+      if (typeof cur.unwrap === 'function') cur = cur.unwrap() as Walkable;
+      else if (cur.out) cur = cur.out as Walkable;
+      else break;
+    }
+    return cur;
+  };
+  let cur = peel(ConductorConfig);
+  for (const p of path) {
+    const next = typeof p === 'number' ? cur.element : cur.shape?.[p];
+    if (!next) return [];
+    cur = peel(next);
+  }
+  return Object.keys(cur.shape ?? {});
 }
 
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -196,41 +419,48 @@ export interface ConfigSources {
   env?: Record<string, string | undefined>;
   /** Flat "section.key" → value pairs from command-line flags. */
   flags?: Record<string, unknown>;
+  /** The command-line flag behind each flags key ("api.port" → "--port"), for error messages. */
+  flagNames?: Record<string, string>;
 }
 
 export function loadConfig(src: ConfigSources = {}): ConductorConfig {
   const layers: Layer[] = [];
   const env = src.env ?? {};
   const file = src.file ?? env.KILN_CONFIG;
-  if (file) layers.push({ source: `file ${file}`, values: readConfigFile(file) });
+  if (file) layers.push({ kind: 'file', name: file, values: readConfigFile(file), renamed: [] });
   const envValues: Record<string, unknown> = {};
   for (const [key, path] of Object.entries(ENV_KEYS)) {
     const v = env[key];
     if (v !== undefined && v !== '') setPath(envValues, path, v);
   }
-  layers.push({ source: 'environment', values: envValues });
+  layers.push({ kind: 'environment', name: 'environment', values: envValues, renamed: [] });
   const flagValues: Record<string, unknown> = {};
   for (const [path, v] of Object.entries(src.flags ?? {})) if (v !== undefined) setPath(flagValues, path, v);
-  layers.push({ source: 'flags', values: flagValues });
+  layers.push({ kind: 'flags', name: 'flags', values: flagValues, renamed: [] });
 
+  const problems: ConfigProblem[] = [];
+  for (const l of layers) renameOld(l, problems);
   const merged = layers.reduce(
     (acc, l) => merge(acc, structuredClone(l.values)),
     {} as Record<string, unknown>,
   );
   const r = ConductorConfig.safeParse(merged);
-  if (r.success) return Object.freeze(r.data) as ConductorConfig;
-  const problems = r.error.issues.map((i) => {
-    const path = i.path.join('.');
-    // Name the layer that supplied the bad value: the last one that set it wins.
-    const from =
-      [...layers].reverse().find((l) => getPath(l.values, i.path) !== undefined)?.source ?? 'defaults';
-    const envKey = Object.entries(ENV_KEYS).find(([, p]) => p === path)?.[0];
-    return {
-      path,
-      message: i.message,
-      source: from === 'environment' && envKey ? `environment ${envKey}` : from,
-    };
-  });
+  if (r.success && problems.length === 0) return Object.freeze(r.data) as ConductorConfig;
+  const flagNames = src.flagNames ?? {};
+  for (const i of r.error?.issues ?? []) {
+    const path = i.path.filter((p): p is Key => typeof p !== 'symbol');
+    if (i.code === 'unrecognized_keys') {
+      // One problem per unknown key, named in full, with the keys that mapping does take.
+      const known = knownKeys(path);
+      for (const k of i.keys)
+        problems.push({
+          ...locate(layers, [...path, k], flagNames),
+          message: `unknown key${known.length ? ` (${path.length ? `${formatKey(path)} takes` : 'sections are'}: ${known.join(', ')})` : ''}`,
+        });
+      continue;
+    }
+    problems.push({ ...locate(layers, path, flagNames), message: i.message });
+  }
   throw new KilnError(
     'CONFIG_INVALID',
     `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems

@@ -1,15 +1,32 @@
 // Starts a conductor: store, engine, API, periodic tasks; and stops it gracefully.
 import type { Server } from 'node:http';
-import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import type Router from '@koa/router';
 import { buildConfigDrive } from '../agent/disk/configdrive.ts';
+import { KilnError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { AgentClient } from './agent/client.ts';
 import { createRamdiskRouter } from './agent/ramdisk-api.ts';
 import { createApp } from './api/app.ts';
-import { type BootServices, createBootRouter, httpBootUrls, startBootServices } from './boot/index.ts';
-import type { ConductorConfig } from './config.ts';
+import { RAMDISK_FILES } from './boot/http.ts';
+import {
+  type BootServices,
+  type BootServicesConfig,
+  createBootRouter,
+  httpBootUrls,
+  prepareLoaders,
+  startBootServices,
+} from './boot/index.ts';
+import type { BootScriptInput } from './boot/ipxe/script.ts';
+import {
+  apiBinding,
+  bindProblem,
+  bootAddresses,
+  derivePublicUrl,
+  type Problem,
+  runChecks,
+} from './checks.ts';
+import { type ConductorConfig, subnetConfig } from './config.ts';
 import { createBootTargets } from './enroll/boot-target.ts';
 import { discoveryRouter, type EnrollmentSettings } from './enroll/discovery.ts';
 import { ImageCache } from './images/cache.ts';
@@ -43,8 +60,56 @@ export interface ConductorParts {
 
 export interface RunningConductor extends ConductorParts {
   url: string;
+  /** The API URL ramdisks are given (ipa-api-url, kernel and initramfs). */
+  publicUrl: string;
+  /** What the start-up checks found (each also logged as a warning). */
+  problems: Problem[];
   server: Server;
   close(): Promise<void>;
+}
+
+/** The boot settings of the conductor's config, as the boot services and the boot HTTP router take them. */
+export function bootSettings(config: ConductorConfig): {
+  services: BootServicesConfig;
+  /** Boot services run when they have an interface or a TFTP address to serve. */
+  enabled: boolean;
+  filesDir: string;
+  loadersDir: string;
+  script: { attempts: number; retryDelay: number };
+} {
+  const { dhcp, tftp, ...boot } = config.boot;
+  return {
+    services: {
+      dhcp: {
+        mode: dhcp.mode,
+        interfaces: boot.interfaces,
+        subnets: dhcp.subnets.map(subnetConfig),
+        leaseFile: resolve(dhcp.lease_file),
+        loaders: {
+          bios: dhcp.loaders.bios ?? undefined,
+          efiX64: dhcp.loaders.efi_x64 ?? undefined,
+          efiArm64: dhcp.loaders.efi_arm64 ?? undefined,
+        },
+        ipxeUserClasses: dhcp.ipxe_user_classes,
+        ports: dhcp.ports,
+      },
+      tftp: {
+        enabled: tftp.enabled,
+        root: tftp.root,
+        addresses: tftp.addresses,
+        port: tftp.port,
+        maxBlksize: tftp.max_blksize,
+        maxWindowsize: tftp.max_windowsize,
+        timeoutMs: tftp.timeout_ms,
+        retries: tftp.retries,
+        maxTransfers: tftp.max_transfers,
+      },
+    },
+    enabled: boot.interfaces.length > 0 || (tftp.enabled && (tftp.addresses?.length ?? 0) > 0),
+    filesDir: resolve(boot.ramdisk_dir),
+    loadersDir: tftp.root,
+    script: { attempts: boot.ramdisk_attempts, retryDelay: boot.ramdisk_retry_delay_s },
+  };
 }
 
 export async function startConductor(
@@ -52,15 +117,18 @@ export async function startConductor(
   log: Logger,
   over: ConductorOverrides = {},
 ): Promise<RunningConductor> {
+  const boot = bootSettings(config);
+  // The checks warn at every start; `kiln conductor --check` runs the same ones and fails on any.
+  const addrs = await bootAddresses(config);
+  const problems = await runChecks(config, { apiPort: false, bootAddresses: addrs });
+  for (const p of problems) log.warn({ check: p.check, fix: p.fix }, p.message);
   const store = over.store ?? (await openStore(config.database.url));
   const registry = over.power ? null : createPowerRegistry({ log });
   const power = over.power ?? registry!;
   const fake = createFakeWorkflow();
-  // The URL ramdisks use: configured, or the first boot interface's address, or the listen address.
-  const bootAddr = config.boot.interfaces.map(ipv4Of).find(Boolean);
-  let publicUrl =
-    config.api.public_url?.replace(/\/$/, '') ??
-    (bootAddr && config.api.port ? `http://${bootAddr}:${config.api.port}` : undefined);
+  // The URL ramdisks use (see derivePublicUrl); the port is only known for sure once listening.
+  const bootAddrs = Object.values(addrs.addresses);
+  let publicUrl = derivePublicUrl(config, config.api.port, bootAddrs);
   const cache = config.images.cache
     ? new ImageCache({ store, dir: resolve(config.images.cache_dir), log })
     : null;
@@ -68,7 +136,7 @@ export async function startConductor(
   let engineRef: ProvisionEngine | undefined;
   const agentWorkflow = createAgentWorkflow({
     clientFor: (node) => agentClient.forNode(node),
-    imageUrl: (image) => (cache && publicUrl ? `${publicUrl}/images/${image.uuid}` : image.url),
+    imageUrl: (image) => (cache ? `${publicUrl}/images/${image.uuid}` : image.url),
     fastTrack: config.conductor.fast_track,
     configDrive: (node) => {
       // The OpenStack config drive: hostname and identity, plus what the deploy request gave.
@@ -115,7 +183,16 @@ export async function startConductor(
   // Filled in once the API listens, when the port is only known then.
   const urls = { kernel: '', initrd: '', api: '' };
   const targets = createBootTargets({ store, urls, enrollment, extraArgs: config.boot.kernel_args });
-  const ramdiskDir = resolve(config.boot.ramdisk_dir);
+  // The HTTP loader route (UEFI HTTP boot, also with your own DHCP) follows configured loaders
+  // that link out of the TFTP root; the boot services do the same for TFTP when they run.
+  const httpLoaders =
+    boot.enabled && config.boot.tftp.enabled
+      ? null
+      : await prepareLoaders(boot.services.dhcp.loaders ?? {}, boot.loadersDir);
+  const lookup = async (mac: string): Promise<BootScriptInput> => {
+    const t = await targets.lookup(mac);
+    return t.action === 'ramdisk' ? { ...t, ...boot.script } : t;
+  };
   const routers: Router[] = [
     createRamdiskRouter({
       store,
@@ -137,9 +214,9 @@ export async function startConductor(
       settings: enrollment,
     }),
     createBootRouter({
-      lookup: (mac) => targets.lookup(mac),
-      filesDir: ramdiskDir,
-      loadersDir: config.boot.tftp_root,
+      lookup,
+      filesDir: boot.filesDir,
+      loadersDir: boot.loadersDir,
       log: log.child({ component: 'boot-http' }),
     }),
     ...(cache ? [cache.router()] : []),
@@ -155,45 +232,49 @@ export async function startConductor(
     extraRouters: routers,
   });
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.api.port, config.api.host, () => resolve(s));
-    s.once('error', (e) => reject(e));
-  });
+  // What was opened so far, closed again if the start fails (the process must be able to exit).
+  const undo = async () => {
+    httpLoaders?.release();
+    await registry?.close();
+    if (!over.store) await store.close();
+  };
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.api.port, config.api.host, () => resolve(s));
+      s.once('error', (e: NodeJS.ErrnoException) => {
+        const p = bindProblem(e.code ?? e.message, apiBinding(config));
+        reject(new KilnError('CONFLICT', `${p.message}; ${p.fix}`, { cause: e }));
+      });
+    });
+  } catch (e) {
+    await undo();
+    throw e;
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.api.port;
   const host = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
   const url = config.api.public_url ?? `http://${host}:${port}`;
-  publicUrl ??= bootAddr ? `http://${bootAddr}:${port}` : url;
+  publicUrl = derivePublicUrl(config, port, bootAddrs);
   Object.assign(urls, {
-    kernel: `${publicUrl}/boot/files/kernel`,
-    initrd: `${publicUrl}/boot/files/initramfs`,
+    kernel: `${publicUrl}/boot/files/${RAMDISK_FILES.kernel}`,
+    initrd: `${publicUrl}/boot/files/${RAMDISK_FILES.initrd}`,
     api: publicUrl,
   });
 
-  let boot: BootServices | null = null;
-  if (config.boot.interfaces.length) {
-    boot = await startBootServices(
-      {
-        dhcp: {
-          mode: config.boot.dhcp_mode,
-          interfaces: config.boot.interfaces,
-          subnets: config.boot.subnets.map((s) => ({
-            cidr: s.cidr,
-            rangeStart: s.range_start,
-            rangeEnd: s.range_end,
-            router: s.router,
-            dns: s.dns,
-            leaseTime: s.lease_time_s,
-          })),
-          leaseFile: resolve(config.boot.lease_file),
-        },
-        tftp: { enabled: config.boot.tftp, root: config.boot.tftp_root },
-      },
-      { log, policy: (mac) => targets.policy(mac), urls: httpBootUrls(port) },
-    ).catch(async (e) => {
-      server.close();
+  let bootServices: BootServices | null = null;
+  if (boot.enabled) {
+    try {
+      bootServices = await startBootServices(boot.services, {
+        log,
+        policy: (mac) => targets.policy(mac),
+        urls: httpBootUrls(port),
+      });
+    } catch (e) {
+      await new Promise((r) => server.close(r));
+      await undo();
       throw e;
-    });
+    }
   }
 
   const timers: NodeJS.Timeout[] = [];
@@ -222,6 +303,7 @@ export async function startConductor(
       db: store.kind,
       conductor: config.conductor.id,
       boot: config.boot.interfaces,
+      problems: problems.length,
     },
     'conductor started',
   );
@@ -230,13 +312,16 @@ export async function startConductor(
   return {
     ...parts,
     url,
+    publicUrl,
+    problems,
     server,
     async close() {
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
       await sync?.stop();
-      await boot?.stop();
+      await bootServices?.stop();
+      httpLoaders?.release();
       await registry?.close();
       await new Promise<void>((r) => {
         server.close(() => r());
@@ -248,8 +333,4 @@ export async function startConductor(
       log.info('conductor stopped');
     },
   };
-}
-
-function ipv4Of(iface: string): string | undefined {
-  return networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address;
 }

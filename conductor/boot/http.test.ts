@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import Koa from 'koa';
 import { silentLogger } from '../../shared/log.ts';
 import { createBootRouter, parseRange } from './http.ts';
+import { prepareLoaders } from './loaders.ts';
 
 let dir = '';
 let base = '';
@@ -88,6 +89,49 @@ describe('boot HTTP router', () => {
     for (const p of ['..%2fkiln-outside.txt', '%2e%2e%2fkiln-outside.txt', '.hidden', 'nope']) {
       const r = await fetch(`${base}/boot/files/${p}`);
       assert.equal(r.status, 404, p);
+    }
+  });
+
+  test('a missing ramdisk answers 404 saying how to build it', async () => {
+    for (const name of ['kernel', 'initramfs']) {
+      const r = await fetch(`${base}/boot/files/${name}`);
+      assert.equal(r.status, 404);
+      assert.equal(
+        await r.text(),
+        `no ramdisk in ${dir} (${name} missing); build it: kiln ramdisk build --out ${dir}, or point boot.ramdisk_dir at a build\n`,
+      );
+    }
+    assert.equal(await (await fetch(`${base}/boot/files/nope`)).text(), 'no such boot file: nope\n');
+  });
+
+  test('a configured loader linking out of the loaders folder is served over HTTP, other links are not', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kiln-boot-http-out-'));
+    const loaders = join(out, 'tftp');
+    mkdirSync(loaders);
+    writeFileSync(join(out, 'ipxe.efi'), 'efi');
+    symlinkSync(join(out, 'ipxe.efi'), join(loaders, 'ipxe.efi'));
+    symlinkSync(join(out, 'ipxe.efi'), join(loaders, 'snp.efi'));
+    const app = new Koa();
+    const r = createBootRouter({
+      filesDir: out,
+      loadersDir: loaders,
+      log: silentLogger(),
+      lookup: async () => ({ action: 'ignore', mac: '' }),
+    });
+    app.use(r.routes());
+    const srv = app.listen(0, '127.0.0.1');
+    await new Promise((res) => srv.once('listening', res));
+    const at = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/boot/loaders`;
+    const prepared = await prepareLoaders({ efiX64: 'ipxe.efi' }, loaders);
+    try {
+      const ok = await fetch(`${at}/ipxe.efi`);
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), 'efi');
+      assert.equal((await fetch(`${at}/snp.efi`)).status, 404);
+    } finally {
+      prepared.release();
+      srv.close();
+      rmSync(out, { recursive: true, force: true });
     }
   });
 

@@ -2,17 +2,18 @@
 // request), the kernel and initramfs, and the iPXE loaders for UEFI HTTP boot. Files are served
 // with single-range Range support so iPXE and the agent can resume.
 import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import { sep } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from '../../shared/log.ts';
 import { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
+import { resolveUnderRoot } from './tftp/resolve.ts';
 
 export interface BootRouterDeps {
   /** What this MAC should boot now. The conductor's node state decides (enroll, deploy, local, ignore). */
   lookup(mac: string, ctx: { remoteAddress: string }): Promise<BootScriptInput>;
-  /** Directory holding kernel and initramfs, served under /boot/files/<name>. */
+  /** Directory holding kernel and initramfs (kiln ramdisk build --out), served under /boot/files/<name>. */
   filesDir: string;
   /** Directory holding the iPXE loaders (usually the TFTP root), served under /boot/loaders/<name>. */
   loadersDir?: string;
@@ -41,27 +42,37 @@ export function parseRange(header: string | undefined, size: number): Range {
   return { start, end };
 }
 
-async function sendFile(ctx: Context, dir: string, name: string): Promise<void> {
-  // One path segment, no dot files, nothing that normalises upwards.
-  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(name)) {
+/** The files `kiln ramdisk build --out DIR` writes that iPXE loads, by their names under /boot/files/. */
+export const RAMDISK_FILES = { kernel: 'kernel', initrd: 'initramfs' } as const;
+
+/** What to do about a missing ramdisk: the 404 body says it, the log and the start-up checks too. */
+export function ramdiskMissing(dir: string, missing: string[]): string {
+  const abs = resolve(dir);
+  return `no ramdisk in ${abs} (${missing.join(' and ')} missing); build it: kiln ramdisk build --out ${abs}, or point boot.ramdisk_dir at a build`;
+}
+
+/** Sends `name` from `dir`, or answers 404 with `missing` as the body and returns false. */
+async function sendFile(ctx: Context, dir: string, name: string, missing: string): Promise<boolean> {
+  const notFound = () => {
     ctx.status = 404;
-    return;
-  }
-  let path: string;
+    ctx.type = 'text/plain';
+    ctx.body = `${missing}\n`;
+    return false;
+  };
+  // One path segment, no dot files, nothing that normalises upwards.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(name)) return notFound();
+  // The same rules as TFTP: inside the root, or a configured loader registered by the boot services.
+  const r = await resolveUnderRoot(dir, name);
+  if (!r.ok) return notFound();
+  const path = r.path;
   let size: number;
   let mtime: Date;
   try {
-    const root = await realpath(dir);
-    path = await realpath(`${root}/${name}`);
-    if (!path.startsWith(root + sep)) throw new Error('outside');
     const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a file');
     size = st.size;
     mtime = st.mtime;
   } catch {
-    ctx.status = 404;
-    ctx.body = `no such boot file: ${name}\n`;
-    return;
+    return notFound();
   }
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('Last-Modified', mtime.toUTCString());
@@ -71,7 +82,7 @@ async function sendFile(ctx: Context, dir: string, name: string): Promise<void> 
     ctx.status = 416;
     ctx.set('Content-Range', `bytes */${size}`);
     ctx.body = '';
-    return;
+    return true;
   }
   const { start, end } = range ?? { start: 0, end: size - 1 };
   ctx.status = range ? 206 : 200;
@@ -79,9 +90,10 @@ async function sendFile(ctx: Context, dir: string, name: string): Promise<void> 
   ctx.length = size === 0 ? 0 : end - start + 1;
   if (ctx.method === 'HEAD' || size === 0) {
     if (size === 0) ctx.body = '';
-    return;
+    return true;
   }
   ctx.body = createReadStream(path, { start, end });
+  return true;
 }
 
 export function createBootRouter(deps: BootRouterDeps): Router {
@@ -102,13 +114,32 @@ export function createBootRouter(deps: BootRouterDeps): Router {
     ctx.body = renderBootScript(input);
     log.info({ mac: norm, action: input.action, from: ctx.ip }, 'served iPXE script');
   });
-  r.get('/files/:name', (ctx) => sendFile(ctx, deps.filesDir, ctx.params.name!));
+  // A missing ramdisk is logged once a minute per file, not for every retry of every machine.
+  const warned = new Map<string, number>();
+  r.get('/files/:name', async (ctx) => {
+    const name = ctx.params.name!;
+    const ramdisk = Object.values<string>(RAMDISK_FILES).includes(name);
+    const missing = ramdisk ? ramdiskMissing(deps.filesDir, [name]) : `no such boot file: ${name}`;
+    if ((await sendFile(ctx, deps.filesDir, name, missing)) || !ramdisk) return;
+    const last = warned.get(name) ?? 0;
+    if (Date.now() - last > 60_000 && warned.size < 100) {
+      warned.set(name, Date.now());
+      log.warn({ file: name, dir: resolve(deps.filesDir), from: ctx.ip }, missing);
+    }
+  });
   r.get('/loaders/:name', async (ctx) => {
+    const name = ctx.params.name!;
     if (!deps.loadersDir) {
       ctx.status = 404;
+      ctx.body = `no such loader: ${name}; this conductor has no loaders directory\n`;
       return;
     }
-    await sendFile(ctx, deps.loadersDir, ctx.params.name!);
+    await sendFile(
+      ctx,
+      deps.loadersDir,
+      name,
+      `no such loader: ${name} in ${resolve(deps.loadersDir)} (boot.tftp.root)`,
+    );
   });
   return r;
 }

@@ -1,18 +1,20 @@
 // Boot services entry point for the conductor: DHCP (per mode) and TFTP, stopped together.
 // The HTTP side (scripts, kernels, loaders) is a router the conductor mounts: see http.ts.
+import { existsSync } from 'node:fs';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FileLeaseStore, type LeaseStore } from './dhcp/lease-store.ts';
 import { type BootUrls, DEFAULT_LOADERS } from './dhcp/netboot.ts';
 import type { BootPolicy } from './dhcp/policy.ts';
 import { type DhcpConfig, type DhcpServer, interfaceAddress, startDhcpServer } from './dhcp/server.ts';
-import { presentLoaders } from './loaders.ts';
+import { prepareLoaders } from './loaders.ts';
 import { startTftpServer, type TftpConfig, type TftpServer } from './tftp/server.ts';
 
 export { type BootUrls, httpBootUrls } from './dhcp/netboot.ts';
 export { allowMacPrefixes, type BootPolicy, bootAll, ignoreAll } from './dhcp/policy.ts';
 export { createBootRouter } from './http.ts';
 export { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
+export { prepareLoaders } from './loaders.ts';
 
 export interface BootServicesConfig {
   dhcp: DhcpConfig & {
@@ -42,38 +44,59 @@ export interface BootServices {
   stop(): Promise<void>;
 }
 
+/** The IPv4 address of a boot interface; the error names the config key to fix. */
+export async function bootInterfaceAddress(name: string): Promise<string> {
+  try {
+    return await interfaceAddress(name);
+  } catch (err) {
+    const exists = !name.includes('/') && existsSync(`/sys/class/net/${name}`);
+    throw new KilnError(
+      'CONFIG_INVALID',
+      exists
+        ? `boot interface ${name} has no IPv4 address; add one (ip addr add …) or drop it from boot.interfaces`
+        : `boot interface ${name} does not exist; check boot.interfaces (ip -br link)`,
+      { cause: err },
+    );
+  }
+}
+
 export async function startBootServices(
   config: BootServicesConfig,
   deps: BootServicesDeps,
 ): Promise<BootServices> {
+  // Every interface first, so a wrong name fails before any socket is bound.
+  const ifaceAddresses = await Promise.all(config.dhcp.interfaces.map(bootInterfaceAddress));
   const leaseStore =
     deps.leaseStore ??
     (config.dhcp.mode === 'full' && config.dhcp.leaseFile
       ? new FileLeaseStore(config.dhcp.leaseFile)
       : undefined);
   // Offer only loaders that are really in the TFTP root (when Kiln serves TFTP itself).
-  const dhcpConfig =
+  const prepared =
     config.tftp.enabled === false
-      ? config.dhcp
-      : {
-          ...config.dhcp,
-          loaders: await presentLoaders(config.dhcp.loaders ?? DEFAULT_LOADERS, config.tftp.root, deps.log),
-        };
-  const dhcp = await startDhcpServer(dhcpConfig, {
-    log: deps.log.child({ component: 'dhcp' }),
-    policy: deps.policy,
-    urls: deps.urls,
-    leaseStore,
-  });
+      ? null
+      : await prepareLoaders(config.dhcp.loaders ?? DEFAULT_LOADERS, config.tftp.root, deps.log);
+  const dhcpConfig = prepared ? { ...config.dhcp, loaders: prepared.loaders } : config.dhcp;
+  let dhcp: DhcpServer;
+  try {
+    dhcp = await startDhcpServer(dhcpConfig, {
+      log: deps.log.child({ component: 'dhcp' }),
+      policy: deps.policy,
+      urls: deps.urls,
+      leaseStore,
+    });
+  } catch (err) {
+    prepared?.release();
+    throw err;
+  }
   let tftp: TftpServer | null = null;
   if (config.tftp.enabled !== false) {
     try {
-      const addresses =
-        config.tftp.addresses ?? (await Promise.all(config.dhcp.interfaces.map(interfaceAddress)));
+      const addresses = config.tftp.addresses ?? ifaceAddresses;
       if (addresses.length === 0) {
         throw new KilnError(
           'CONFIG_INVALID',
-          'TFTP has no address to listen on: set boot.tftp.addresses or boot.dhcp.interfaces',
+          'TFTP has no address to listen on: set boot.tftp.addresses or boot.interfaces',
         );
       }
       tftp = await startTftpServer(
@@ -82,6 +105,7 @@ export async function startBootServices(
       );
     } catch (err) {
       await dhcp.stop();
+      prepared?.release();
       throw err;
     }
   }
@@ -90,6 +114,7 @@ export async function startBootServices(
     tftp,
     stop: async () => {
       await Promise.all([dhcp.stop(), tftp?.stop()]);
+      prepared?.release();
     },
   };
 }
