@@ -3,6 +3,7 @@
 // and/or implements clean/deploy steps in the step tables (erase_devices, write_image, ...).
 // Plugins are loaded after lookup, before the command API opens: the disk engine's module graph
 // (an HTTP client, decompressors) is not needed to find the node, and start-up stays short.
+import type { DiskCommandsOptions } from './commands/disk-steps.ts';
 import type { CommandExtension } from './commands/types.ts';
 import type { StepTables } from './run.ts';
 
@@ -12,14 +13,14 @@ export interface AgentPlugin {
   configureSteps?(tables: StepTables): void;
 }
 
-/** The plugins of the ramdisk agent. */
-export async function loadPlugins(): Promise<AgentPlugin[]> {
+/** The plugins of the ramdisk agent; `disk` configures the disk engine (tests: their loop devices). */
+export async function loadPlugins(disk: DiskCommandsOptions = {}): Promise<AgentPlugin[]> {
   const [{ createDiskCommands }, { run }] = await Promise.all([
     import('./commands/disk-steps.ts'),
     import('./exec.ts'),
   ]);
-  const disk = createDiskCommands({ run });
+  const cmds = createDiskCommands({ run, ...disk });
   return [
-    { name: 'disk', extensions: disk.extensions, configureSteps: (t) => disk.register(t.clean, t.deploy) },
+    { name: 'disk', extensions: cmds.extensions, configureSteps: (t) => cmds.register(t.clean, t.deploy) },
   ];
 }

@@ -21,6 +21,25 @@ test('os_hash pair preferred; legacy checksum means md5; nothing means refusal',
     /sha1 is not supported/,
   );
   assert.throws(() => parseImageInfo({ ...base, urls: [], checksum: 'x' }), /has no urls/);
+  // IPA falls back to the legacy md5 field when the os_hash algorithm is one it can't use.
+  assert.deepEqual(
+    parseImageInfo({ ...base, os_hash_algo: 'sha1', os_hash_value: 'x', checksum: 'cd' }).checksum,
+    {
+      algo: 'md5',
+      value: 'cd',
+    },
+  );
+});
+
+test("image_size (IPA's name for the catalog size) becomes the expected byte count", () => {
+  const info = { ...base, checksum: 'x' };
+  assert.equal(parseImageInfo({ ...info, image_size: 8388608 }).imageSize, 8388608);
+  assert.equal(parseImageInfo({ ...info, image_size: '8388608' }).imageSize, 8388608);
+  assert.equal(parseImageInfo({ ...info, image_size: null }).imageSize, null);
+  assert.equal(parseImageInfo(info).imageSize, null);
+  assert.equal(parseImageInfo({ ...info, kiln_size: 5 }).imageSize, null, 'not a field IPA knows');
+  assert.throws(() => parseImageInfo({ ...info, image_size: -1 }), /image_size -1 is not a byte count/);
+  assert.throws(() => parseImageInfo({ ...info, image_size: '8 MiB' }), /is not a byte count/);
 });
 
 test('partition image fields and boot mode (instance_info, capabilities, default UEFI)', () => {

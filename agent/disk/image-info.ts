@@ -1,6 +1,7 @@
 // image_info as Ironic 2023.1 sends it (ipa-protocol §3.2), checked and reduced to what the
 // writer needs. md5 is used only when the conductor asked for it: os_hash_algo=md5, or the
-// legacy `checksum` field alone (which IPA 9.4.3 always treats as md5).
+// legacy `checksum` field without a usable os_hash pair (IPA 9.4.3 treats it as md5 too).
+// image_size, when given, is the byte count the download must have.
 import { request } from 'undici';
 import { imageDispatcher } from './stream/http-source.ts';
 import type { HashAlgo } from './stream/write-image.ts';
@@ -32,6 +33,15 @@ export interface ImageInfo {
 
 const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
 
+/** image_size: the image's length in bytes as the catalog knows it (a number, or digits in a string). */
+function byteCount(v: unknown, id: string): number | null {
+  if (v === undefined || v === null || v === '') return null;
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw new ImageInfoError(`image ${id}: image_size ${JSON.stringify(v)} is not a byte count`);
+  return n;
+}
+
 function bootModeOf(info: Record<string, unknown>, node: Record<string, unknown>): 'uefi' | 'bios' {
   const direct = info.deploy_boot_mode ?? info.boot_mode;
   if (direct === 'uefi' || direct === 'bios') return direct;
@@ -50,20 +60,23 @@ export function parseImageInfo(raw: unknown, node: Record<string, unknown> = {})
   if (!Array.isArray(i.urls) || i.urls.length === 0 || !i.urls.every((u) => typeof u === 'string')) {
     throw new ImageInfoError(`image_info for ${i.id} has no urls`);
   }
-  let checksum: ImageInfo['checksum'];
+  let checksum: ImageInfo['checksum'] | null = null;
   const algo = typeof i.os_hash_algo === 'string' ? i.os_hash_algo.toLowerCase() : null;
+  const legacy = typeof i.checksum === 'string' && i.checksum ? i.checksum : null;
   if (algo && typeof i.os_hash_value === 'string' && i.os_hash_value) {
-    if (algo !== 'sha256' && algo !== 'sha512' && algo !== 'md5') {
+    if (algo === 'sha256' || algo === 'sha512' || algo === 'md5') {
+      checksum = /^https?:\/\//.test(i.os_hash_value)
+        ? { algo, url: i.os_hash_value }
+        : { algo, value: i.os_hash_value };
+    } else if (!legacy) {
       throw new ImageInfoError(`image ${i.id}: os_hash_algo ${algo} is not supported (sha256, sha512, md5)`);
     }
-    checksum = /^https?:\/\//.test(i.os_hash_value)
-      ? { algo, url: i.os_hash_value }
-      : { algo, value: i.os_hash_value };
-  } else if (typeof i.checksum === 'string' && i.checksum) {
-    checksum = /^https?:\/\//.test(i.checksum)
-      ? { algo: 'md5', url: i.checksum }
-      : { algo: 'md5', value: i.checksum };
-  } else {
+  }
+  // IPA falls back to the legacy md5 `checksum` when it can't use the os_hash pair.
+  if (!checksum && legacy) {
+    checksum = /^https?:\/\//.test(legacy) ? { algo: 'md5', url: legacy } : { algo: 'md5', value: legacy };
+  }
+  if (!checksum) {
     throw new ImageInfoError(
       `image ${i.id} has neither os_hash_algo/os_hash_value nor checksum; refusing to write an unverified image`,
     );
@@ -88,7 +101,7 @@ export function parseImageInfo(raw: unknown, node: Record<string, unknown> = {})
     diskFormat: typeof i.disk_format === 'string' ? i.disk_format : null,
     checksum,
     partition,
-    imageSize: typeof i.image_size === 'number' ? i.image_size : null,
+    imageSize: byteCount(i.image_size, i.id),
     bootMode,
   };
 }

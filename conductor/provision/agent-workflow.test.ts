@@ -169,6 +169,7 @@ describe('agent workflow', () => {
     assert.match(String((info.urls as string[])[0]), /^http:\/\/conductor\/images\//);
     assert.equal(info.os_hash_algo, 'sha256');
     assert.equal(info.os_hash_value, 'b'.repeat(64));
+    assert.equal(info.image_size, 100, "the catalog size, under IPA's name");
     assert.equal(t.agent.lastDeployArgs.configdrive, 'cd-for-web-1');
     t.agent.finishLast('SUCCEEDED', { deploy_step: { step: 'write_image', interface: 'deploy' } });
     await t.engine.resume(t.node.uuid);

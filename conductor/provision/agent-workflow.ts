@@ -242,7 +242,8 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
       ...(image.checksum_algo === 'md5'
         ? { checksum: image.checksum }
         : { os_hash_algo: image.checksum_algo, os_hash_value: image.checksum }),
-      ...(image.size ? { kiln_size: image.size } : {}),
+      // IPA's name: the agent checks the download against it.
+      ...(image.size !== null ? { image_size: image.size } : {}),
       ...(image.image_type === 'partition'
         ? { image_type: 'partition', root_mb: Number(task.node.instance_info.root_mb ?? 0) || undefined }
         : {}),

@@ -192,7 +192,7 @@ async function* fetchAll(
         if (limit !== null && offset + chunk.length > limit) {
           res.body.destroy();
           throw new DownloadError(
-            `GET ${opts.url} sent more than the expected ${limit} bytes; the image is not the one announced`,
+            `GET ${opts.url} sent at least ${offset + chunk.length} bytes, more than the expected ${limit}; the image is not the one announced`,
             false,
           );
         }
