@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -47,10 +48,26 @@ function holdUdp(host: string): Promise<{ port: number; socket: dgram.Socket }> 
   });
 }
 
-/** A non-loopback IPv4 interface of this host, if it has one. */
-const realIface = Object.entries(networkInterfaces())
-  .map(([name, addrs]) => ({ name, addr: addrs?.find((a) => a.family === 'IPv4' && !a.internal)?.address }))
-  .find((i) => i.addr);
+/**
+ * A non-loopback IPv4 interface of the test's own: a veth pair with a private address, so the
+ * test does not depend on (or touch) the host's real interfaces. Needs root, as the suite does.
+ */
+function makeDummyIface(): { name: string; addr: string; remove: () => void } {
+  const n = process.pid % 250;
+  const name = `kilnchk${n}`;
+  const addr = `10.213.${n}.1`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    ip('link', 'del', name); // a leftover of an interrupted run
+  } catch {
+    // none: the normal case
+  }
+  ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`);
+  ip('addr', 'add', `${addr}/24`, 'dev', name);
+  ip('link', 'set', name, 'up');
+  ip('link', 'set', `${name}p`, 'up');
+  return { name, addr, remove: () => ip('link', 'del', name) };
+}
 
 describe('public URL', () => {
   test('derived from the boot interface when the API listens on every address', () => {
@@ -87,11 +104,10 @@ describe('public URL', () => {
     assert.equal(tftp.length, 1);
   });
 
-  test('the conductor hands ramdisks the boot interface address, and warns when it can only be loopback', {
-    skip: realIface ? false : 'no non-loopback IPv4 interface here',
-  }, async () => {
-    const name = realIface!.name;
-    const addr = realIface!.addr!;
+  test('the conductor hands ramdisks the boot interface address, and warns when it can only be loopback', {}, async (t) => {
+    const iface = makeDummyIface();
+    t.after(iface.remove);
+    const { name, addr } = iface;
     const lines: string[] = [];
     const stream = new PassThrough();
     stream.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -188,11 +204,14 @@ describe('database', () => {
     assert.match(notDir[0]!.message, /is not a folder/);
   });
 
-  test('an unwritable folder is a problem', {
-    skip: process.getuid?.() === 0 ? 'root can write anywhere' : false,
-  }, async () => {
+  test('an unwritable folder is a problem', async (t) => {
     const dir = join(tempDir(), 'ro');
     mkdirSync(dir, { mode: 0o500 });
+    // Root writes through mode bits; a read-only mount stops everyone.
+    if (process.getuid?.() === 0) {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'kiln-ro', dir]);
+      t.after(() => execFileSync('umount', [dir]));
+    }
     const p = await checkDatabase(`sqlite:${join(dir, 'kiln.db')}`);
     assert.match(p[0]!.message, /not readable and writable/);
   });
