@@ -15,6 +15,8 @@ export interface DiskCommandsOptions {
   run?: Runner;
   /** Confine the engine to these devices (development and tests: loop devices). */
   allowOnly?: readonly string[];
+  /** Whether the ramdisk booted in UEFI mode (default: /sys/firmware/efi exists). */
+  bootedInUefi?: () => Promise<boolean>;
   engine?: DiskEngine;
 }
 
@@ -67,7 +69,9 @@ function rec(v: unknown): Record<string, unknown> {
 }
 
 export function createDiskCommands(opts: DiskCommandsOptions = {}): DiskCommands {
-  const engine = opts.engine ?? new DiskEngine({ run: opts.run, allowOnly: opts.allowOnly });
+  const engine =
+    opts.engine ??
+    new DiskEngine({ run: opts.run, allowOnly: opts.allowOnly, bootedInUefi: opts.bootedInUefi });
 
   const prepare = async (
     imageInfo: unknown,

@@ -2,6 +2,7 @@
 // GRUB, then the removable-media path), and point an NVRAM boot entry at it with efibootmgr,
 // replacing older entries with the same label. BIOS with a whole-disk image needs nothing: the
 // image's own boot sector is on the disk.
+import { access } from 'node:fs/promises';
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
 import { rescanPartitions } from './rescan.ts';
@@ -30,6 +31,14 @@ export interface BootloaderResult {
   loader?: string;
   label?: string;
   partition?: string;
+}
+
+/** IPA's test for the ramdisk's own boot mode: the kernel shows /sys/firmware/efi only after a UEFI boot. */
+export async function ramdiskBootedInUefi(): Promise<boolean> {
+  return access('/sys/firmware/efi').then(
+    () => true,
+    () => false,
+  );
 }
 
 const LOADER_PREFERENCE = [

@@ -3,7 +3,7 @@
 // install a UEFI boot entry, and run the erase tiers over the eligible disks.
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
-import { installBootloader } from './bootloader.ts';
+import { installBootloader, ramdiskBootedInUefi } from './bootloader.ts';
 import { decodeConfigDrive, writeConfigDrive } from './configdrive.ts';
 import {
   type BlockDevice,
@@ -27,6 +27,11 @@ export interface DiskEngineOptions {
   run?: Runner;
   /** Confine every selection to these devices (tests: their loop devices). */
   allowOnly?: readonly string[];
+  /**
+   * Whether the ramdisk itself booted in UEFI mode (default: /sys/firmware/efi exists): the
+   * partition layout's boot mode when the node says nothing.
+   */
+  bootedInUefi?: () => Promise<boolean>;
   /** Test knob: skip O_DIRECT. */
   direct?: boolean;
   retryDelayMs?: number;
@@ -70,6 +75,10 @@ export class DiskEngine {
     this.run = opts.run ?? defaultRun;
   }
 
+  private async ramdiskBootMode(): Promise<'uefi' | 'bios'> {
+    return (await (this.opts.bootedInUefi ?? ramdiskBootedInUefi)()) ? 'uefi' : 'bios';
+  }
+
   private policy(skip: Hints[] = []): SelectionPolicy {
     return { allowOnly: this.opts.allowOnly, skip };
   }
@@ -98,7 +107,17 @@ export class DiskEngine {
     let target = disk.path;
     let targetBytes = disk.size;
     if (info.partition) {
-      layout = await makePartitionLayout(disk.path, info.partition, { guard, run: this.run, log });
+      // The node's boot mode decides the layout; only a node that says nothing gets the ramdisk's.
+      const bootMode = info.bootMode ?? (await this.ramdiskBootMode());
+      log.info(
+        { boot_mode: bootMode, from: info.bootMode ? 'node' : 'ramdisk' },
+        'partition layout boot mode',
+      );
+      layout = await makePartitionLayout(
+        disk.path,
+        { ...info.partition, bootMode },
+        { guard, run: this.run, log },
+      );
       target = layout.root.path;
       targetBytes = layout.root.size;
     } else {

@@ -42,7 +42,7 @@ test("image_size (IPA's name for the catalog size) becomes the expected byte cou
   assert.throws(() => parseImageInfo({ ...info, image_size: '8 MiB' }), /is not a byte count/);
 });
 
-test('partition image fields and boot mode (instance_info, capabilities, default UEFI)', () => {
+test("partition image fields; the boot mode is the node's, else image_info's, else left to the ramdisk", () => {
   const p = parseImageInfo({
     ...base,
     checksum: 'x',
@@ -56,11 +56,24 @@ test('partition image fields and boot mode (instance_info, capabilities, default
     swapMb: 512,
     ephemeralMb: 0,
     ephemeralFormat: null,
-    bootMode: 'uefi',
     diskLabel: 'gpt',
   });
-  const bios = parseImageInfo({ ...base, checksum: 'x' }, { properties: { capabilities: 'boot_mode:bios' } });
-  assert.equal(bios.bootMode, 'bios');
-  assert.equal(parseImageInfo({ ...base, checksum: 'x' }).partition, null);
-  assert.throws(() => parseImageInfo({ ...base, checksum: 'x', image_type: 'partition' }), /needs root_mb/);
+  assert.equal(p.bootMode, null, 'nothing said: the engine asks the ramdisk');
+  const info = { ...base, checksum: 'x' };
+  assert.equal(parseImageInfo(info, { properties: { capabilities: 'boot_mode:bios' } }).bootMode, 'bios');
+  assert.equal(parseImageInfo(info, { properties: { boot_mode: 'bios' } }).bootMode, 'bios');
+  assert.equal(parseImageInfo({ ...info, deploy_boot_mode: 'uefi' }).bootMode, 'uefi');
+  assert.equal(
+    parseImageInfo({ ...info, deploy_boot_mode: 'uefi' }, { instance_info: { deploy_boot_mode: 'bios' } })
+      .bootMode,
+    'bios',
+    'the node, as IPA reads it, before image_info',
+  );
+  const label = parseImageInfo(
+    { ...info, image_type: 'partition', root_mb: 100 },
+    { instance_info: { capabilities: { disk_label: 'gpt' } } },
+  );
+  assert.equal(label.partition?.diskLabel, 'gpt', 'disk_label capability when image_info has none');
+  assert.equal(parseImageInfo(info).partition, null);
+  assert.throws(() => parseImageInfo({ ...info, image_type: 'partition' }), /needs root_mb/);
 });

@@ -1,8 +1,10 @@
 // image_info as Ironic 2023.1 sends it (ipa-protocol §3.2), checked and reduced to what the
 // writer needs. md5 is used only when the conductor asked for it: os_hash_algo=md5, or the
 // legacy `checksum` field without a usable os_hash pair (IPA 9.4.3 treats it as md5 too).
-// image_size, when given, is the byte count the download must have.
+// image_size, when given, is the byte count the download must have. The boot mode is the node's
+// (IPA's get_node_boot_mode), else what image_info says; null leaves it to the ramdisk's own.
 import { request } from 'undici';
+import { type BootMode, nodeBootMode, nodeDiskLabel } from '../../shared/wire/ipa.ts';
 import { imageDispatcher } from './stream/http-source.ts';
 import type { HashAlgo } from './stream/write-image.ts';
 
@@ -24,11 +26,11 @@ export interface ImageInfo {
     swapMb: number;
     ephemeralMb: number;
     ephemeralFormat: string | null;
-    bootMode: 'uefi' | 'bios';
     diskLabel: 'gpt' | 'msdos' | null;
   };
   imageSize: number | null;
-  bootMode: 'uefi' | 'bios';
+  /** What the node (or else image_info.deploy_boot_mode) asks for; null: the node says nothing. */
+  bootMode: BootMode | null;
 }
 
 const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
@@ -42,15 +44,12 @@ function byteCount(v: unknown, id: string): number | null {
   return n;
 }
 
-function bootModeOf(info: Record<string, unknown>, node: Record<string, unknown>): 'uefi' | 'bios' {
-  const direct = info.deploy_boot_mode ?? info.boot_mode;
-  if (direct === 'uefi' || direct === 'bios') return direct;
-  const iinfo = (node.instance_info ?? {}) as Record<string, unknown>;
-  const caps = String(((node.properties ?? {}) as Record<string, unknown>).capabilities ?? '');
-  if (iinfo.deploy_boot_mode === 'uefi' || /boot_mode:uefi/.test(caps)) return 'uefi';
-  if (iinfo.deploy_boot_mode === 'bios' || /boot_mode:bios/.test(caps)) return 'bios';
-  // Ironic 2023.1 defaults to UEFI.
-  return 'uefi';
+function bootModeOf(info: Record<string, unknown>, node: Record<string, unknown>): BootMode | null {
+  const fromNode = nodeBootMode(node);
+  if (fromNode) return fromNode;
+  // Ironic derives image_info.deploy_boot_mode from the same node fields (and its configured default).
+  const m = typeof info.deploy_boot_mode === 'string' ? info.deploy_boot_mode.toLowerCase() : null;
+  return m === 'uefi' || m === 'bios' ? m : null;
 }
 
 export function parseImageInfo(raw: unknown, node: Record<string, unknown> = {}): ImageInfo {
@@ -89,8 +88,7 @@ export function parseImageInfo(raw: unknown, node: Record<string, unknown> = {})
           swapMb: num(i.swap_mb),
           ephemeralMb: num(i.ephemeral_mb),
           ephemeralFormat: typeof i.ephemeral_format === 'string' ? i.ephemeral_format : null,
-          bootMode,
-          diskLabel: i.disk_label === 'gpt' ? 'gpt' : i.disk_label === 'msdos' ? 'msdos' : null,
+          diskLabel: i.disk_label === 'gpt' || i.disk_label === 'msdos' ? i.disk_label : nodeDiskLabel(node),
         }
       : null;
   if (partition && partition.rootMb <= 0)

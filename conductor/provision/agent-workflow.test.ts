@@ -116,6 +116,20 @@ async function setup(alive: boolean) {
   return { store, fake, agent, engine, node, state };
 }
 
+/** manageable → available without cleaning, as if the node had been cleaned before. */
+async function makeAvailable(t: Awaited<ReturnType<typeof setup>>): Promise<void> {
+  const r = await t.store.nodes.reserve(t.node.uuid, 't:x');
+  await t.store.nodes.transition({
+    uuid: t.node.uuid,
+    from: 'manageable',
+    to: 'available',
+    target: null,
+    reservation: r.reservation!,
+    event: { node_uuid: t.node.uuid, event: 'x', actor: 't', result: 'ok' },
+  });
+  await t.store.nodes.release(t.node.uuid, 't:x');
+}
+
 describe('agent workflow', () => {
   it('cleans a live agent at once (fast-track): metadata then express, one step per call-back', async () => {
     const t = await setup(true);
@@ -151,17 +165,7 @@ describe('agent workflow', () => {
 
   it('deploys: write_image with the cached URL, checksum and config drive, then boots from disk', async () => {
     const t = await setup(true);
-    await t.store.nodes.update(t.node.uuid, {});
-    const avail = await t.store.nodes.reserve(t.node.uuid, 't:x');
-    await t.store.nodes.transition({
-      uuid: t.node.uuid,
-      from: 'manageable',
-      to: 'available',
-      target: null,
-      reservation: avail.reservation!,
-      event: { node_uuid: t.node.uuid, event: 'x', actor: 't', result: 'ok' },
-    });
-    await t.store.nodes.release(t.node.uuid, 't:x');
+    await makeAvailable(t);
     await t.engine.act(t.node.uuid, { target: 'deploy', image: 'img', hostname: 'web-1' }, 'op');
     await t.engine.drain();
     assert.equal((await t.state()).provision_state, 'wait call-back');
@@ -188,18 +192,41 @@ describe('agent workflow', () => {
     assert.equal(bmc.power, 'on');
   });
 
+  it("a partition image carries the node's boot mode (when it has one) and disk label, as Ironic sends them", async () => {
+    const deployPartition = async (properties: Record<string, unknown>) => {
+      const t = await setup(true);
+      await makeAvailable(t);
+      await t.store.images.create({
+        uuid: randomUUID(),
+        name: 'part',
+        url: 'http://origin/part',
+        checksum_algo: 'sha256',
+        checksum: 'c'.repeat(64),
+        format: 'raw',
+        size: null,
+        image_type: 'partition',
+      });
+      await t.store.nodes.update(t.node.uuid, { properties, instance_info: { root_mb: 2048 } });
+      await t.engine.act(t.node.uuid, { target: 'deploy', image: 'part' }, 'op');
+      await t.engine.drain();
+      return t.agent.lastDeployArgs.image_info as Record<string, unknown>;
+    };
+    const info = await deployPartition({ boot_mode: 'bios', capabilities: 'disk_label:gpt' });
+    assert.equal(info.image_type, 'partition');
+    assert.equal(info.root_mb, 2048);
+    assert.equal(info.deploy_boot_mode, 'bios');
+    assert.equal(info.boot_option, 'local');
+    assert.equal(info.disk_label, 'gpt');
+    assert.equal('image_size' in info, false, 'no catalog size, no image_size');
+    // A node that says nothing about its boot mode leaves the choice to the ramdisk.
+    const silent = await deployPartition({});
+    assert.equal('deploy_boot_mode' in silent, false);
+    assert.equal('disk_label' in silent, false);
+  });
+
   it('fails a deploy whose agent restarted mid-write, and forgets that agent', async () => {
     const t = await setup(true);
-    const r = await t.store.nodes.reserve(t.node.uuid, 't:x');
-    await t.store.nodes.transition({
-      uuid: t.node.uuid,
-      from: 'manageable',
-      to: 'available',
-      target: null,
-      reservation: r.reservation!,
-      event: { node_uuid: t.node.uuid, event: 'x', actor: 't', result: 'ok' },
-    });
-    await t.store.nodes.release(t.node.uuid, 't:x');
+    await makeAvailable(t);
     await t.engine.act(t.node.uuid, { target: 'deploy', image: 'img' }, 'op');
     await t.engine.drain();
     t.agent.commands = [];

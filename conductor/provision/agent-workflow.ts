@@ -3,7 +3,13 @@
 // what the agent did and send it the next command. Fast-track: when the agent is alive (recent
 // heartbeat, node on), the next phase starts at once instead of rebooting into the ramdisk.
 import { KilnError } from '../../shared/errors.ts';
-import type { CommandRecord, Inventory, Step } from '../../shared/wire/ipa.ts';
+import {
+  type CommandRecord,
+  type Inventory,
+  nodeBootMode,
+  nodeDiskLabel,
+  type Step,
+} from '../../shared/wire/ipa.ts';
 import { nodeLabel } from '../nodes/service.ts';
 import type { ImageRecord, NodeRecord, PortRecord } from '../store/store.ts';
 import { withoutAgent } from './engine.ts';
@@ -69,6 +75,23 @@ function nodeForAgent(node: NodeRecord): Record<string, unknown> {
   const { bmc_password: _p, driver_internal_info, ...rest } = node;
   const { agent_secret_token: _t, ...dii } = driver_internal_info;
   return { ...rest, driver_internal_info: dii };
+}
+
+/**
+ * What Ironic adds to image_info for a partition image: the layout's size and, as
+ * deploy_boot_mode and disk_label, the node's boot mode and label (left out when the node says
+ * nothing, so the agent uses the mode its ramdisk booted in).
+ */
+function partitionImageInfo(node: NodeRecord): Info {
+  const bootMode = nodeBootMode(node);
+  const diskLabel = nodeDiskLabel(node);
+  return {
+    image_type: 'partition',
+    root_mb: Number(node.instance_info.root_mb ?? 0) || undefined,
+    boot_option: 'local',
+    ...(bootMode ? { deploy_boot_mode: bootMode } : {}),
+    ...(diskLabel ? { disk_label: diskLabel } : {}),
+  };
 }
 
 /** The agent no longer lists the step we started: it restarted, or the ramdisk rebooted. */
@@ -244,9 +267,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
         : { os_hash_algo: image.checksum_algo, os_hash_value: image.checksum }),
       // IPA's name: the agent checks the download against it.
       ...(image.size !== null ? { image_size: image.size } : {}),
-      ...(image.image_type === 'partition'
-        ? { image_type: 'partition', root_mb: Number(task.node.instance_info.root_mb ?? 0) || undefined }
-        : {}),
+      ...(image.image_type === 'partition' ? partitionImageInfo(task.node) : {}),
     };
     const configdrive = await opts.configDrive?.(task.node);
     const step: Step = {
@@ -270,7 +291,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
   async function finishDeploy(task: Task): Promise<PhaseResult> {
     const client = opts.clientFor(task.node);
     const uuids = await client.getPartitionUuids();
-    if (task.node.properties.boot_mode === 'uefi') {
+    if (nodeBootMode(task.node) === 'uefi') {
       const cmd = await client.installBootloader({
         root_uuid: uuids['root uuid'],
         efi_system_part_uuid: uuids['efi system partition uuid'],

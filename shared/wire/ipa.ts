@@ -260,3 +260,74 @@ export function compareVersions(a: string, b: string): number {
 export function minVersion(a: string, b: string): string {
   return compareVersions(a, b) <= 0 ? a : b;
 }
+
+// ---- node capabilities and boot mode, read as IPA reads them (utils.py) ----
+
+export type BootMode = 'uefi' | 'bios';
+
+/**
+ * `capabilities` of node.properties or instance_info: a dict, a JSON string or Ironic's
+ * "key1:value1,key2:value2" (IPA's parse_capabilities). Malformed entries are dropped.
+ */
+export function parseCapabilities(root: unknown): Record<string, string> {
+  let caps = (root as { capabilities?: unknown } | null | undefined)?.capabilities;
+  if (typeof caps === 'string') {
+    const text = caps;
+    try {
+      caps = JSON.parse(text);
+    } catch {
+      const out: Record<string, string> = {};
+      for (const item of text.split(',')) {
+        const kv = item.split(':');
+        if (kv.length === 2 && kv[0]!.trim() && kv[1]!.trim()) out[kv[0]!.trim()] = kv[1]!.trim();
+      }
+      return out;
+    }
+  }
+  if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) return {};
+  return Object.fromEntries(Object.entries(caps).map(([k, v]) => [k, String(v)]));
+}
+
+const bootModeValue = (v: unknown): BootMode | null => {
+  const s = typeof v === 'string' ? v.trim().toLowerCase() : '';
+  return s === 'uefi' || s === 'bios' ? s : null;
+};
+
+const record = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/**
+ * The boot mode the node asks for, in IPA's order (get_node_boot_mode): secure_boot:true means
+ * UEFI, then instance_info.deploy_boot_mode, then the boot_mode capability of node.properties,
+ * then Kiln's properties.boot_mode (what inspection found the machine booted in), then
+ * driver_internal_info.deploy_boot_mode. Null when the node says nothing; IPA then uses the
+ * ramdisk's own boot mode.
+ */
+export function nodeBootMode(node: {
+  instance_info?: unknown;
+  properties?: unknown;
+  driver_internal_info?: unknown;
+}): BootMode | null {
+  const instanceInfo = record(node.instance_info);
+  const properties = record(node.properties);
+  const instanceCaps = parseCapabilities(instanceInfo);
+  const caps = parseCapabilities(properties);
+  if ((instanceCaps.secure_boot ?? caps.secure_boot ?? '').toLowerCase() === 'true') return 'uefi';
+  return (
+    bootModeValue(instanceInfo.deploy_boot_mode) ??
+    bootModeValue(caps.boot_mode) ??
+    bootModeValue(properties.boot_mode) ??
+    bootModeValue(record(node.driver_internal_info).deploy_boot_mode)
+  );
+}
+
+/** The disk_label capability (instance_info first, then node.properties), as IPA reads it. */
+export function nodeDiskLabel(node: {
+  instance_info?: unknown;
+  properties?: unknown;
+}): 'gpt' | 'msdos' | null {
+  const v =
+    parseCapabilities(record(node.instance_info)).disk_label ??
+    parseCapabilities(record(node.properties)).disk_label;
+  return v === 'gpt' || v === 'msdos' ? v : null;
+}

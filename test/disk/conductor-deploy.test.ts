@@ -2,13 +2,14 @@
 // workflow build image_info and drive the real agent (its command API, executor and disk engine,
 // in this process) over HTTP with the conductor's agent client, onto a loop device. So what the
 // conductor sends is checked against what the agent reads: the catalog size must reach the
-// agent's length check.
+// agent's length check, and the node's boot mode the partition layout.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { execa } from 'execa';
 import { resolveSettings } from '../../agent/config.ts';
 import { loadPlugins } from '../../agent/plugins.ts';
 import { type AgentHandle, runAgent } from '../../agent/run.ts';
@@ -44,7 +45,8 @@ before(async () => {
     settings,
     log,
     powerOff: async () => {},
-    loadPlugins: () => loadPlugins({ allowOnly: [disk.path] }),
+    // The ramdisk "booted in UEFI", so only the node's own boot mode can make a BIOS layout.
+    loadPlugins: () => loadPlugins({ allowOnly: [disk.path], bootedInUefi: async () => true }),
   });
   const port = await waitFor('agent API listening', () => agent.state.port);
   agentUrl = `http://127.0.0.1:${port}`;
@@ -187,5 +189,53 @@ describe('catalog image size', () => {
     );
     const sent = Number(/sent at least (\d+) bytes/.exec(n.last_error ?? '')![1]);
     assert.ok(sent > bytes - 4096 && sent <= bytes, `${sent}`);
+  });
+});
+
+describe('partition image boot mode', () => {
+  let image: Pick<ImageRecord, 'url' | 'checksum' | 'size' | 'image_type'>;
+  let fsUuid: string;
+
+  before(async () => {
+    const rootDir = join(dir, 'rootfs');
+    await mkdir(join(rootDir, 'etc'), { recursive: true });
+    await writeFile(join(rootDir, 'etc', 'hostname'), 'partition\n');
+    const fs = join(dir, 'root.img');
+    await execa('truncate', ['-s', '64M', fs]);
+    await execa('mkfs.ext4', ['-q', '-F', '-d', rootDir, fs]);
+    fsUuid = (await execa('blkid', ['-p', '-o', 'value', '-s', 'UUID', fs])).stdout.trim();
+    await execa('gzip', ['-1', '-k', '-f', fs]);
+    server.serve('root.img.gz', `${fs}.gz`);
+    image = {
+      url: server.url('root.img.gz'),
+      checksum: await sha256File(`${fs}.gz`),
+      size: null,
+      image_type: 'partition',
+    };
+  });
+
+  const pttype = async () =>
+    (await execa('blkid', ['-p', '-o', 'value', '-s', 'PTTYPE', disk.path])).stdout.trim();
+
+  test("a node that booted in BIOS mode (Kiln's properties.boot_mode) gets an MBR layout without an ESP", async () => {
+    const n = await deploy(image, { properties: { boot_mode: 'bios' }, instance_info: { root_mb: 96 } });
+    assert.equal(n.provision_state, 'active', n.last_error ?? '');
+    assert.equal(await pttype(), 'dos');
+    assert.equal(n.instance_info.root_uuid, fsUuid);
+    const types = (await execa('lsblk', ['-n', '-o', 'PARTTYPE', disk.path])).stdout.trim().split('\n');
+    assert.ok(!types.some((t) => t.trim() === '0xef'), `no ESP: ${types.join(', ')}`);
+  });
+
+  test('the boot_mode capability (IPA) wins over what inspection found', async () => {
+    const n = await deploy(image, {
+      properties: { boot_mode: 'uefi', capabilities: 'boot_mode:bios,disk_label:gpt' },
+      instance_info: { root_mb: 96 },
+    });
+    assert.equal(n.provision_state, 'active', n.last_error ?? '');
+    // BIOS on GPT: a 1 MiB BIOS boot partition first, then the root filesystem.
+    assert.equal(await pttype(), 'gpt');
+    const parts = (await execa('sgdisk', ['-p', disk.path])).stdout;
+    assert.match(parts, /^\s+1\s.*\sEF02\s/m);
+    assert.equal(n.instance_info.root_uuid, fsUuid);
   });
 });

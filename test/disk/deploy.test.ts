@@ -284,45 +284,61 @@ describe('whole-disk image (qcow2, GPT, UEFI)', () => {
 });
 
 describe('partition image', () => {
+  /** Write a partition image with a config drive; returns what get_partition_uuids says. */
+  async function deployPartitionImage(
+    name: string,
+    imageInfo: Record<string, unknown>,
+    node: Record<string, unknown>,
+    bootedInUefi: boolean,
+  ) {
+    const rootDir = join(dir, `rootfs-${name}`);
+    await mkdir(join(rootDir, 'etc'), { recursive: true });
+    await writeFile(join(rootDir, 'etc', 'hostname'), `part-${name}\n`);
+    const fs = join(dir, `root-${name}.img`);
+    await execa('truncate', ['-s', '96M', fs]);
+    await execa('mkfs.ext4', ['-q', '-F', '-d', rootDir, fs]);
+    const fsUuid = await blkidValue(fs, 'UUID');
+    await execa('gzip', ['-1', '-k', '-f', fs]);
+    server.serve(`root-${name}.img.gz`, `${fs}.gz`);
+    const cmds = createDiskCommands({ allowOnly: [disk.path], bootedInUefi: async () => bootedInUefi });
+    const fullNode = {
+      uuid: NODE_UUID,
+      ...node,
+      instance_info: { root_device: { name: disk.path }, ...(node.instance_info as object) },
+    };
+    const image_info = {
+      id: `root-${name}`,
+      urls: [server.url(`root-${name}.img.gz`)],
+      disk_format: 'raw',
+      os_hash_algo: 'sha512',
+      os_hash_value: await sha256File(`${fs}.gz`, 'sha512'),
+      image_type: 'partition',
+      root_mb: 128,
+      swap_mb: 16,
+      ephemeral_mb: 0,
+      ...imageInfo,
+    };
+    const configdrive = await buildConfigDrive({ hostname: `part-${name}`, uuid: NODE_UUID });
+    const standby = cmds.extensions.find((e) => e.name === 'standby')!;
+    await standby.commands.prepare_image!.run({ image_info, configdrive, node: fullNode }, ctx(fullNode));
+    const uuids = (await standby.commands.get_partition_uuids!.run({}, ctx({}))) as {
+      'root uuid': string;
+      'efi system partition uuid': string | null;
+      partitions: Record<string, string>;
+    };
+    return { uuids, fsUuid, pttype: await blkidValue(disk.path, 'PTTYPE') };
+  }
+
   for (const mode of ['bios', 'uefi'] as const) {
     test(`${mode}: layout, root filesystem streamed into its partition, config drive, fs UUID as root uuid`, async () => {
-      const rootDir = join(dir, `rootfs-${mode}`);
-      await mkdir(join(rootDir, 'etc'), { recursive: true });
-      await writeFile(join(rootDir, 'etc', 'hostname'), `part-${mode}\n`);
-      const fs = join(dir, `root-${mode}.img`);
-      await execa('truncate', ['-s', '96M', fs]);
-      await execa('mkfs.ext4', ['-q', '-F', '-d', rootDir, fs]);
-      const fsUuid = await blkidValue(fs, 'UUID');
-      await execa('gzip', ['-1', '-k', '-f', fs]);
-      server.serve(`root-${mode}.img.gz`, `${fs}.gz`);
-      const cmds = createDiskCommands({ allowOnly: [disk.path] });
-      const node = { uuid: NODE_UUID, instance_info: { root_device: { name: disk.path } } };
-      const image_info = {
-        id: `root-${mode}`,
-        urls: [server.url(`root-${mode}.img.gz`)],
-        disk_format: 'raw',
-        os_hash_algo: 'sha512',
-        os_hash_value: await sha256File(`${fs}.gz`, 'sha512'),
-        image_type: 'partition',
-        root_mb: 128,
-        swap_mb: 16,
-        ephemeral_mb: 0,
-        deploy_boot_mode: mode,
-      };
-      const configdrive = await buildConfigDrive({ hostname: `part-${mode}`, uuid: NODE_UUID });
-      await cmds.extensions
-        .find((e) => e.name === 'standby')!
-        .commands.prepare_image!.run({ image_info, configdrive, node }, ctx(node));
-      const uuids = (await cmds.extensions
-        .find((e) => e.name === 'standby')!
-        .commands.get_partition_uuids!.run({}, ctx({}))) as {
-        'root uuid': string;
-        'efi system partition uuid': string | null;
-        partitions: Record<string, string>;
-      };
+      const { uuids, fsUuid, pttype } = await deployPartitionImage(
+        mode,
+        { deploy_boot_mode: mode },
+        {},
+        mode === 'bios',
+      );
       assert.equal(uuids['root uuid'], fsUuid);
-      const pt = await blkidValue(disk.path, 'PTTYPE');
-      assert.equal(pt, mode === 'uefi' ? 'gpt' : 'dos');
+      assert.equal(pttype, mode === 'uefi' ? 'gpt' : 'dos');
       if (mode === 'uefi') assert.match(uuids['efi system partition uuid'] ?? '', /^[0-9a-f-]{36}$/);
       assert.equal(await blkidValue(uuids.partitions.root!, 'UUID'), fsUuid);
       await withMount(uuids.partitions.root!, async (m) => {
@@ -338,6 +354,39 @@ describe('partition image', () => {
       const swap = (await rescanPartitions(disk.path)).find((p) => p.size === 16 * MiB);
       assert.ok(swap);
       assert.equal(await blkidValue(swap.path, 'TYPE'), 'swap');
+    });
+  }
+
+  // Who decides the layout: the node (IPA's get_node_boot_mode order), and the ramdisk's own boot
+  // mode only when the node says nothing.
+  const cases: Array<{ name: string; node: Record<string, unknown>; uefiRamdisk: boolean; esp: boolean }> = [
+    {
+      name: 'node capabilities say bios, the ramdisk booted in UEFI',
+      node: { properties: { capabilities: 'boot_mode:bios' } },
+      uefiRamdisk: true,
+      esp: false,
+    },
+    {
+      name: "Kiln's properties.boot_mode says bios, the ramdisk booted in UEFI",
+      node: { properties: { boot_mode: 'bios' } },
+      uefiRamdisk: true,
+      esp: false,
+    },
+    {
+      name: 'instance_info.deploy_boot_mode uefi beats properties, the ramdisk booted in BIOS',
+      node: { properties: { boot_mode: 'bios' }, instance_info: { deploy_boot_mode: 'uefi' } },
+      uefiRamdisk: false,
+      esp: true,
+    },
+    { name: 'the node says nothing, the ramdisk booted in BIOS', node: {}, uefiRamdisk: false, esp: false },
+    { name: 'the node says nothing, the ramdisk booted in UEFI', node: {}, uefiRamdisk: true, esp: true },
+  ];
+  for (const [i, c] of cases.entries()) {
+    test(`boot mode: ${c.name} → ${c.esp ? 'GPT with an ESP' : 'MBR, no ESP'}`, async () => {
+      const { uuids, fsUuid, pttype } = await deployPartitionImage(`who-${i}`, {}, c.node, c.uefiRamdisk);
+      assert.equal(uuids['root uuid'], fsUuid);
+      assert.equal(pttype, c.esp ? 'gpt' : 'dos');
+      assert.equal(Boolean(uuids.partitions.efi_system_partition), c.esp);
     });
   }
 });
