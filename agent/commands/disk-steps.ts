@@ -119,8 +119,9 @@ export function createDiskCommands(opts: DiskCommandsOptions = {}): DiskCommands
         async: true,
         run: async (params, ctx) => {
           try {
-            await engine.installBootloader(params, runContext(ctx));
-            return null;
+            const r = await engine.installBootloader(params, runContext(ctx));
+            // IPA answers nothing; a skipped install says why ({"result": "install_bootloader: ..."}).
+            return r.action === 'skipped' ? `skipped: ${r.reason}` : null;
           } catch (e) {
             if (params.ignore_bootloader_failure === true) {
               ctx.log.warn({ err: e }, 'bootloader install failed; ignored as requested');

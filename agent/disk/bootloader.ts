@@ -1,7 +1,8 @@
 // image.install_bootloader for UEFI: find the image's ESP, find the loader it ships (shim, then
 // GRUB, then the removable-media path), and point an NVRAM boot entry at it with efibootmgr,
 // replacing older entries with the same label. BIOS with a whole-disk image needs nothing: the
-// image's own boot sector is on the disk.
+// image's own boot sector is on the disk. As in IPA, boot entries are written only from a
+// ramdisk that itself booted in UEFI mode; from a BIOS-booted one the step is skipped.
 import { access } from 'node:fs/promises';
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -27,7 +28,9 @@ export interface InstallBootloaderRequest {
 }
 
 export interface BootloaderResult {
-  action: 'none' | 'uefi-entry';
+  /** skipped: UEFI was asked for, but nothing could be done from here (see reason). */
+  action: 'none' | 'uefi-entry' | 'skipped';
+  reason?: string;
   loader?: string;
   label?: string;
   partition?: string;
@@ -40,6 +43,13 @@ export async function ramdiskBootedInUefi(): Promise<boolean> {
     () => false,
   );
 }
+
+/** Why a UEFI install_bootloader does nothing in a BIOS-booted ramdisk. */
+export const BIOS_RAMDISK_SKIP =
+  'UEFI boot entry not written: this ramdisk booted in BIOS mode (no /sys/firmware/efi), so the ' +
+  "firmware's boot variables can't be reached from it (IPA skips this step too). The node boots " +
+  "the image only through its firmware's own boot order (in UEFI mode: the image's " +
+  'EFI/BOOT/BOOTX64.EFI); boot the ramdisk in UEFI mode to have an entry created';
 
 const LOADER_PREFERENCE = [
   /^shimx64\.efi$/i,

@@ -3,7 +3,12 @@
 // install a UEFI boot entry, and run the erase tiers over the eligible disks.
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
-import { installBootloader, ramdiskBootedInUefi } from './bootloader.ts';
+import {
+  BIOS_RAMDISK_SKIP,
+  type BootloaderResult,
+  installBootloader,
+  ramdiskBootedInUefi,
+} from './bootloader.ts';
 import { decodeConfigDrive, writeConfigDrive } from './configdrive.ts';
 import {
   type BlockDevice,
@@ -29,7 +34,8 @@ export interface DiskEngineOptions {
   allowOnly?: readonly string[];
   /**
    * Whether the ramdisk itself booted in UEFI mode (default: /sys/firmware/efi exists): the
-   * partition layout's boot mode when the node says nothing.
+   * partition layout's boot mode when the node says nothing, and whether UEFI boot entries can
+   * be written at all.
    */
   bootedInUefi?: () => Promise<boolean>;
   /** Test knob: skip O_DIRECT. */
@@ -75,8 +81,12 @@ export class DiskEngine {
     this.run = opts.run ?? defaultRun;
   }
 
+  private bootedInUefi(): Promise<boolean> {
+    return (this.opts.bootedInUefi ?? ramdiskBootedInUefi)();
+  }
+
   private async ramdiskBootMode(): Promise<'uefi' | 'bios'> {
-    return (await (this.opts.bootedInUefi ?? ramdiskBootedInUefi)()) ? 'uefi' : 'bios';
+    return (await this.bootedInUefi()) ? 'uefi' : 'bios';
   }
 
   private policy(skip: Hints[] = []): SelectionPolicy {
@@ -187,9 +197,13 @@ export class DiskEngine {
     throw last;
   }
 
-  async installBootloader(params: Record<string, unknown>, ctx: RunContext): Promise<unknown> {
-    const disk = this.lastDevice ?? (await this.selectRoot(rec(params.node))).path;
+  async installBootloader(params: Record<string, unknown>, ctx: RunContext): Promise<BootloaderResult> {
     const mode = params.target_boot_mode === 'bios' ? 'bios' : 'uefi';
+    if (mode === 'uefi' && !(await this.bootedInUefi())) {
+      ctx.log.warn({ target_boot_mode: mode }, BIOS_RAMDISK_SKIP);
+      return { action: 'skipped', reason: BIOS_RAMDISK_SKIP };
+    }
+    const disk = this.lastDevice ?? (await this.selectRoot(rec(params.node))).path;
     return installBootloader({
       disk,
       bootMode: mode,

@@ -176,7 +176,10 @@ describe('whole-disk image (qcow2, GPT, UEFI)', () => {
     }
     return realRun(file, args, opts);
   };
-  const cmds = () => createDiskCommands({ run, allowOnly: [disk.path] });
+  // Whether the "ramdisk" booted in UEFI mode: the seam that decides if boot entries are written.
+  let uefiRamdisk = true;
+  const cmds = () =>
+    createDiskCommands({ run, allowOnly: [disk.path], bootedInUefi: async () => uefiRamdisk });
   let disk2: ReturnType<typeof cmds>;
 
   before(async () => {
@@ -258,6 +261,23 @@ describe('whole-disk image (qcow2, GPT, UEFI)', () => {
       ['-b', '0003', '-B'],
       ['-c', '-d', disk.path, '-p', '1', '-w', '-L', 'debian', '-l', '\\EFI\\debian\\shimx64.efi'],
     ]);
+  });
+
+  test('install_bootloader (UEFI) in a BIOS-booted ramdisk is skipped, saying why; efibootmgr never runs', async () => {
+    const before = efiCalls.length;
+    uefiRamdisk = false;
+    try {
+      const r = await disk2.extensions
+        .find((e) => e.name === 'image')!
+        .commands.install_bootloader!.run(
+          { root_uuid: img.ptuuid, efi_system_part_uuid: img.espUuid, target_boot_mode: 'uefi' },
+          ctx({}),
+        );
+      assert.match(String(r), /^skipped: UEFI boot entry not written: this ramdisk booted in BIOS mode/);
+      assert.equal(efiCalls.length, before, 'no efibootmgr call');
+    } finally {
+      uefiRamdisk = true;
+    }
   });
 
   test('root-device hints that match nothing fail with DeviceNotFound', async () => {
