@@ -58,6 +58,8 @@ export interface AgentHandle {
   stop(code?: number): Promise<void>;
   /** Set once the API listens. */
   readonly state: { nodeUuid: string | null; callbackUrl: string | null; port: number | null };
+  /** The clean and deploy steps the agent runs (and advertises), complete once the API listens. */
+  readonly steps: StepTables;
 }
 
 function overrideNic(mac: string, i: number): InventoryInterface {
@@ -305,5 +307,5 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     await stop(1);
   });
 
-  return { done, stop, state };
+  return { done, stop, state, steps: tables };
 }

@@ -35,6 +35,14 @@ export const extensionNotFound = (name: string) =>
   );
 export const agentIsBusy = (commandName: string) =>
   new AgentRestError('AgentIsBusy', 409, 'Agent is busy', `executing command ${commandName}`);
+/** IPA's answer for a step (method) that no hardware manager implements. */
+export const hardwareManagerMethodNotFound = (method: string, why: string) =>
+  new AgentRestError(
+    'HardwareManagerMethodNotFound',
+    500,
+    'No HardwareManager found to handle method',
+    `Could not find method: ${method} (${why})`,
+  );
 export const commandExecutionError = (details: string) =>
   new AgentRestError('CommandExecutionError', 500, 'Command execution failed', details);
 export const versionMismatch = (agent: unknown, node: unknown) =>

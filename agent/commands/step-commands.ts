@@ -1,7 +1,7 @@
 // The clean.* and deploy.* extensions: list steps, and run one step by name from a StepTable.
 import { isDeepStrictEqual } from 'node:util';
 import type { Step } from '../../shared/wire/ipa.ts';
-import { commandExecutionError, versionMismatch } from './errors.ts';
+import { commandExecutionError, hardwareManagerMethodNotFound, versionMismatch } from './errors.ts';
 import { HARDWARE_MANAGER, HARDWARE_MANAGER_VERSION, type StepTable } from './steps.ts';
 import type { CommandExtension } from './types.ts';
 
@@ -40,8 +40,9 @@ export function stepsExtension(table: StepTable): CommandExtension {
           }
           const handler = table.handler(step.step);
           if (!handler) {
-            throw commandExecutionError(
-              `No HardwareManager found to handle method: ${kind} step ${step.step} is not implemented by this agent`,
+            throw hardwareManagerMethodNotFound(
+              step.step,
+              `${kind} step ${step.step} is not implemented by this agent; get_${kind}_steps lists the ones it has`,
             );
           }
           ctx.log.info({ step: step.step, interface: step.interface }, `executing ${kind} step`);

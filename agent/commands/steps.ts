@@ -1,8 +1,10 @@
-// Clean and deploy steps, as the conductor sees them: get_*_steps advertises IPA's
-// GenericHardwareManager list with IPA's priorities, execute_*_step dispatches by step name to
-// the handler registered for it. The disk engine registers the handlers (erase_devices,
-// write_image, ...) with `table.implement(...)`; a step advertised without a handler fails
-// with a message saying so.
+// Clean and deploy steps, as the conductor sees them: execute_*_step dispatches by step name to
+// the handler registered for it, and get_*_steps advertises exactly the steps that have one, with
+// IPA's GenericHardwareManager priorities and argsinfo. The disk engine registers its handlers
+// (erase_devices, write_image, ...) with `table.implement(...)`; IPA steps nobody implements
+// (burn-in, RAID, inject_files) are never offered, so a conductor can't pick a step that would
+// only fail. Asked for one anyway, the agent answers as IPA does for a method no hardware
+// manager has (HardwareManagerMethodNotFound).
 import type { Step } from '../../shared/wire/ipa.ts';
 import type { CommandContext } from './types.ts';
 
@@ -40,7 +42,10 @@ const s = (step: string, iface: string, priority: number, extra: Partial<StepInf
   ...extra,
 });
 
-/** IPA 9.4.3 GenericHardwareManager.get_clean_steps. */
+/**
+ * IPA 9.4.3 GenericHardwareManager.get_clean_steps: the metadata a step gets when it is
+ * implemented. Only implemented steps are advertised.
+ */
 export function genericCleanSteps(): StepInfo[] {
   return [
     s('erase_devices', 'deploy', 10),
@@ -56,7 +61,7 @@ export function genericCleanSteps(): StepInfo[] {
   ];
 }
 
-/** IPA 9.4.3 GenericHardwareManager.get_deploy_steps. */
+/** IPA 9.4.3 GenericHardwareManager.get_deploy_steps (metadata for the ones implemented). */
 export function genericDeploySteps(injectFilesPriority = 0): StepInfo[] {
   return [
     s('erase_devices_metadata', 'deploy', 0, { abortable: false }),
@@ -83,17 +88,22 @@ export function genericDeploySteps(injectFilesPriority = 0): StepInfo[] {
 }
 
 export class StepTable {
+  /** IPA's metadata first (in IPA's order), then steps only this agent has. */
   private readonly steps: StepInfo[];
   private readonly handlers = new Map<string, StepHandler>();
 
   constructor(
     readonly kind: StepKind,
-    steps: StepInfo[] = kind === 'clean' ? genericCleanSteps() : genericDeploySteps(),
+    /** Metadata (interface, priority, argsinfo) for steps that may be implemented. */
+    catalog: StepInfo[] = kind === 'clean' ? genericCleanSteps() : genericDeploySteps(),
   ) {
-    this.steps = [...steps];
+    this.steps = [...catalog];
   }
 
-  /** Register the handler for a step name; also advertises the step if it is new. */
+  /**
+   * Register the handler for a step name, which advertises it: with `info`, else IPA's
+   * metadata for that name, else as a priority-0 deploy-interface step.
+   */
   implement(name: string, handler: StepHandler, info?: Omit<StepInfo, 'step'>): this {
     if (this.handlers.has(name)) throw new Error(`${this.kind} step ${name} is implemented twice`);
     this.handlers.set(name, handler);
@@ -107,8 +117,9 @@ export class StepTable {
     return this;
   }
 
+  /** What get_*_steps advertises: the steps with a handler, and only those. */
   list(): StepInfo[] {
-    return this.steps.map((x) => ({ ...x }));
+    return this.steps.filter((x) => this.handlers.has(x.step)).map((x) => ({ ...x }));
   }
 
   handler(name: string): StepHandler | undefined {
