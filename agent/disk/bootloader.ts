@@ -51,6 +51,11 @@ export const BIOS_RAMDISK_SKIP =
   "the image only through its firmware's own boot order (in UEFI mode: the image's " +
   'EFI/BOOT/BOOTX64.EFI); boot the ramdisk in UEFI mode to have an entry created';
 
+/** Why a UEFI install_bootloader for a whole-disk image without an ESP does nothing. */
+export const NO_ESP_SKIP =
+  'UEFI boot entry not written: the whole-disk image has no EFI system partition, so it boots ' +
+  "only through the firmware's removable-media path (EFI/BOOT/BOOTX64.EFI on a FAT partition)";
+
 const LOADER_PREFERENCE = [
   /^shimx64\.efi$/i,
   /^shimaa64\.efi$/i,
@@ -98,10 +103,20 @@ export async function installBootloader(req: InstallBootloaderRequest): Promise<
       break;
     }
   }
-  if (!esp)
+  if (!esp) {
+    // A whole-disk image is the image's own business: many (the demo image, cloud images on MBR)
+    // boot through the firmware's removable-media path on a plain FAT partition, with no ESP
+    // to write an entry for. IPA returns without error for whole-disk images here, too. A named
+    // ESP, or a partition image (whose ESP Kiln made), missing is a real failure.
+    if (!req.efiPartUuid && !req.partitionImage) {
+      const reason = `${NO_ESP_SKIP} (${req.disk})`;
+      req.log?.warn({ disk: req.disk }, reason);
+      return { action: 'skipped', reason };
+    }
     throw new BootloaderError(
       `no EFI system partition${req.efiPartUuid ? ` with PARTUUID ${req.efiPartUuid}` : ''} on ${req.disk}; the image can't boot in UEFI mode`,
     );
+  }
   const loader = await findLoader(esp.path, run);
   if (!loader)
     throw new BootloaderError(
