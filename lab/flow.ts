@@ -249,12 +249,12 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
         'conductor.power_sync_interval_s': 30,
         'conductor.callback_timeout_s': 900,
         'conductor.watchdog_interval_s': 10,
-        'boot.dhcp_mode': 'full',
+        'boot.dhcp.mode': 'full',
         'boot.interfaces': [net.bridge],
-        'boot.subnets': [
+        'boot.dhcp.subnets': [
           { cidr: net.subnet, range_start: net.dhcpRange.first, range_end: net.dhcpRange.last },
         ],
-        'boot.lease_file': join(stateDir, 'dhcp-leases.jsonl'),
+        'boot.dhcp.lease_file': join(stateDir, 'dhcp-leases.jsonl'),
         'boot.ramdisk_dir': join(stateDir, 'ramdisk'),
         // The fault run kills the agent from the ramdisk's console shell.
         'boot.kernel_args': ['console=ttyS0', ...(opts.faultRun ? ['kiln-shell=1'] : [])],
