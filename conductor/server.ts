@@ -2,7 +2,7 @@
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import type Router from '@koa/router';
-import { buildConfigDrive } from '../agent/disk/configdrive.ts';
+import { buildConfigDrive } from '../shared/configdrive.ts';
 import { KilnError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { AgentClient } from './agent/client.ts';
