@@ -85,6 +85,24 @@ test('env overrides the kernel, flags override env', () => {
   assert.deepEqual(s.macs, ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03']);
 });
 
+test('--allow-device is repeatable and takes comma lists; KILN_AGENT_ALLOW_DEVICES too; not a kernel parameter', () => {
+  const args = parseAgentArgs(['--allow-device', '/dev/loop5', '--allow-device', '/dev/loop6,/dev/loop7']);
+  assert.deepEqual(resolveSettings({ flags: args.flags }).allowDevices, [
+    '/dev/loop5',
+    '/dev/loop6',
+    '/dev/loop7',
+  ]);
+  assert.deepEqual(resolveSettings({ env: { KILN_AGENT_ALLOW_DEVICES: '/dev/loop9' } }).allowDevices, [
+    '/dev/loop9',
+  ]);
+  assert.deepEqual(resolveSettings({ cmdline: parseCmdline('allow-device=/dev/sda') }).allowDevices, []);
+  assert.deepEqual(resolveSettings({}).allowDevices, []);
+  assert.throws(
+    () => resolveSettings({ flags: parseAgentArgs(['--allow-device', 'sda']).flags }),
+    /--allow-device=sda: give block devices as \/dev\/\.\.\. paths/,
+  );
+});
+
 test('mdns and bad values', () => {
   assert.equal(resolveSettings({ cmdline: { 'ipa-api-url': 'mdns' } }).apiUrl, null);
   assert.throws(

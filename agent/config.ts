@@ -41,6 +41,11 @@ export interface AgentSettings {
   macs: string[];
   /** What standby.power_off does after syncing: power the machine off, exit the process, or nothing. */
   powerAction: PowerAction;
+  /**
+   * The only block devices destructive steps (erase, write_image) may write. Outside the Kiln
+   * ramdisk nothing else is ever written; in the ramdisk, empty means every disk a step selects.
+   */
+  allowDevices: string[];
   /** Register the kiln_test.* commands (protocol tests). */
   testCommands: boolean;
   /**
@@ -75,6 +80,7 @@ export const DEFAULTS: AgentSettings = {
   bootifMac: null,
   macs: [],
   powerAction: 'poweroff',
+  allowDevices: [],
   testCommands: false,
   logFile: null,
 };
@@ -196,6 +202,7 @@ const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: st
   { key: 'bootif', param: 'BOOTIF', env: 'KILN_AGENT_BOOTIF', flag: 'bootif' },
   { key: 'macs', env: 'KILN_AGENT_MACS', flag: 'mac' },
   { key: 'powerAction', env: 'KILN_AGENT_POWER_ACTION', flag: 'power-action' },
+  { key: 'allowDevices', env: 'KILN_AGENT_ALLOW_DEVICES', flag: 'allow-device' },
   { key: 'testCommands', env: 'KILN_AGENT_TEST_COMMANDS', flag: 'test-commands' },
   { key: 'logFile', env: 'KILN_AGENT_LOG', flag: 'log-file' },
 ];
@@ -228,11 +235,13 @@ function apply(
 ): void {
   const s = settings as unknown as Record<string, unknown>;
   const one = Array.isArray(raw) ? raw[raw.length - 1]! : raw;
-  if (key === 'macs') {
-    const list = (Array.isArray(raw) ? raw : [raw])
-      .flatMap((m) => m.split(','))
-      .map((m) => m.trim().toLowerCase());
-    s.macs = list.filter((m) => m !== '');
+  if (key === 'macs' || key === 'allowDevices') {
+    const list = (Array.isArray(raw) ? raw : [raw]).flatMap((m) => m.split(',')).map((m) => m.trim());
+    s[key] = list.filter((m) => m !== '').map((m) => (key === 'macs' ? m.toLowerCase() : m));
+    if (key === 'allowDevices') {
+      const bad = (s[key] as string[]).filter((d) => !d.startsWith('/dev/'));
+      if (bad.length) throw new Error(`${source}=${bad.join(',')}: give block devices as /dev/... paths`);
+    }
   } else if (BOOL_KEYS.has(key)) s[key] = bool(one);
   else if (NUM_KEYS.has(key)) s[key] = num(one, source);
   else if (key === 'advertiseProtocol') {
@@ -255,7 +264,7 @@ export interface SettingsInput {
 
 /** Merge kernel parameters, environment and flags (lowest first) into settings. Pure. */
 export function resolveSettings(input: SettingsInput): AgentSettings {
-  const settings: AgentSettings = { ...DEFAULTS, macs: [] };
+  const settings: AgentSettings = { ...DEFAULTS, macs: [], allowDevices: [] };
   for (const src of SOURCES) {
     const fromCmdline = src.param ? input.cmdline?.[src.param] : undefined;
     if (fromCmdline !== undefined) apply(settings, src.key, fromCmdline, src.param!);
@@ -292,7 +301,8 @@ export function parseAgentArgs(argv: readonly string[]): ParsedArgs {
   };
   for (const src of SOURCES) {
     const isBool = BOOL_KEYS.has(src.key);
-    options[src.flag] = isBool ? { type: 'boolean' } : { type: 'string', multiple: src.key === 'macs' };
+    const multiple = src.key === 'macs' || src.key === 'allowDevices';
+    options[src.flag] = isBool ? { type: 'boolean' } : { type: 'string', multiple };
   }
   const { values } = parseArgs({ args: [...argv], options, allowPositionals: false, strict: true });
   const v = values as Record<string, string | string[] | boolean | undefined>;

@@ -5,6 +5,7 @@
 // (an HTTP client, decompressors) is not needed to find the node, and start-up stays short.
 import type { DiskCommandsOptions } from './commands/disk-steps.ts';
 import type { CommandExtension } from './commands/types.ts';
+import { type DeviceAccess, refusalMessage } from './device-access.ts';
 import type { StepTables } from './run.ts';
 
 export interface AgentPlugin {
@@ -13,13 +14,32 @@ export interface AgentPlugin {
   configureSteps?(tables: StepTables): void;
 }
 
-/** The plugins of the ramdisk agent; `disk` configures the disk engine (tests: their loop devices). */
-export async function loadPlugins(disk: DiskCommandsOptions = {}): Promise<AgentPlugin[]> {
+/** What the agent tells its plugins. */
+export interface PluginContext {
+  /** What destructive steps may write (agent/device-access.ts). */
+  access: DeviceAccess;
+}
+
+/** The disk engine's limits for a device-access decision. */
+export function diskAccessOptions(access: DeviceAccess): DiskCommandsOptions {
+  return {
+    nvram: access.inRamdisk,
+    ...(access.allowed
+      ? { allowOnly: access.allowed, refusal: (devices) => refusalMessage(access, devices) }
+      : {}),
+  };
+}
+
+/** The plugins of the agent; `disk` adds disk-engine options (tests: seams). */
+export async function loadPlugins(
+  ctx: PluginContext,
+  disk: DiskCommandsOptions = {},
+): Promise<AgentPlugin[]> {
   const [{ createDiskCommands }, { run }] = await Promise.all([
     import('./commands/disk-steps.ts'),
     import('./exec.ts'),
   ]);
-  const cmds = createDiskCommands({ run, ...disk });
+  const cmds = createDiskCommands({ run, ...diskAccessOptions(ctx.access), ...disk });
   return [
     { name: 'disk', extensions: cmds.extensions, configureSteps: (t) => cmds.register(t.clean, t.deploy) },
   ];

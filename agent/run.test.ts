@@ -5,38 +5,17 @@
 // answer for a method no hardware manager has. Nothing here executes a step that has a handler.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { silentLogger } from '../shared/log.ts';
-import type { CommandRecord } from '../shared/wire/ipa.ts';
-import { waitFor } from '../test/support/wait.ts';
+import { startInProcessAgent } from '../test/agent/in-process.ts';
 import { genericCleanSteps, genericDeploySteps } from './commands/steps.ts';
-import { resolveSettings } from './config.ts';
 import { loadPlugins } from './plugins.ts';
-import { type AgentHandle, type RunAgentOptions, runAgent } from './run.ts';
+import type { AgentHandle, RunAgentOptions } from './run.ts';
 
 async function startAgent(opts: { testCommands?: boolean; loadPlugins?: RunAgentOptions['loadPlugins'] }) {
-  const flags: Record<string, string | boolean> = {
-    'listen-host': '127.0.0.1',
-    'listen-port': '0',
-    'power-action': 'none',
-  };
-  if (opts.testCommands) flags['test-commands'] = true;
-  const agent = runAgent({
-    settings: resolveSettings({ flags }),
-    log: silentLogger(),
-    powerOff: async () => {},
+  const a = await startInProcessAgent({
+    flags: opts.testCommands ? { 'test-commands': true } : {},
     loadPlugins: opts.loadPlugins,
   });
-  const port = await waitFor('agent API listening', () => agent.state.port);
-  const post = async (name: string, params: Record<string, unknown>): Promise<CommandRecord> => {
-    const r = await fetch(`http://127.0.0.1:${port}/v1/commands/?wait=true`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name, params }),
-    });
-    assert.equal(r.status, 200, await r.clone().text());
-    return (await r.json()) as CommandRecord;
-  };
-  return { agent, post };
+  return { agent: a.agent, post: a.command };
 }
 
 async function advertised(
@@ -77,8 +56,8 @@ describe('advertised steps', () => {
     { name: 'with the protocol-test commands', testCommands: true, clean: ['kiln_test_wait'], deploy: [] },
     {
       name: 'with the disk plugin',
-      // No device may be written: even a step run by mistake could not touch this machine.
-      loadPlugins: () => loadPlugins({ allowOnly: [] }),
+      // Not the ramdisk and no --allow-device: even a step run by mistake could write nothing.
+      loadPlugins,
       clean: DISK_CLEAN,
       deploy: DISK_DEPLOY,
     },
@@ -102,7 +81,7 @@ describe('advertised steps', () => {
   }
 
   test("implemented IPA steps keep IPA's interface and priorities", async () => {
-    const { agent, post } = await startAgent({ loadPlugins: () => loadPlugins({ allowOnly: [] }) });
+    const { agent, post } = await startAgent({ loadPlugins });
     try {
       const rec = await post('clean.get_clean_steps', { node: {}, ports: [] });
       const steps = (rec.command_result as { clean_steps: Record<string, Array<Record<string, unknown>>> })
@@ -115,7 +94,7 @@ describe('advertised steps', () => {
   });
 
   test("IPA steps without a handler are refused with IPA's HardwareManagerMethodNotFound", async () => {
-    const { agent, post } = await startAgent({ loadPlugins: () => loadPlugins({ allowOnly: [] }) });
+    const { agent, post } = await startAgent({ loadPlugins });
     try {
       const unimplemented = {
         clean: genericCleanSteps()

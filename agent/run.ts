@@ -19,6 +19,7 @@ import { StepTable } from './commands/steps.ts';
 import { implementTestSteps, testExtension } from './commands/test-commands.ts';
 import type { CommandExtension } from './commands/types.ts';
 import type { AgentSettings } from './config.ts';
+import { decideDeviceAccess, describeDeviceAccess, inKilnRamdisk } from './device-access.ts';
 import { run as defaultRun } from './exec.ts';
 import { Heartbeater } from './heartbeat.ts';
 import { type HttpClient, request } from './http.ts';
@@ -28,7 +29,7 @@ import { physicalNics } from './inventory/interfaces.ts';
 import { IronicApiClient } from './ironic-api.ts';
 import { LogBuffer } from './log-buffer.ts';
 import { LookupTimeoutError, lookupNode } from './lookup.ts';
-import type { AgentPlugin } from './plugins.ts';
+import type { AgentPlugin, PluginContext } from './plugins.ts';
 import { AGENT_VERSION } from './version.ts';
 
 export interface StepTables {
@@ -49,7 +50,12 @@ export interface RunAgentOptions {
   /** Hook to implement clean/deploy steps (the disk engine's erase_devices, write_image, ...). */
   configureSteps?: (tables: StepTables) => void;
   /** Plugins loaded after lookup, before the command API opens (see agent/plugins.ts). */
-  loadPlugins?: () => Promise<readonly AgentPlugin[]>;
+  loadPlugins?: (ctx: PluginContext) => Promise<readonly AgentPlugin[]>;
+  /**
+   * Running in the Kiln ramdisk? Default: its marker file exists. Outside it, destructive steps
+   * write only to settings.allowDevices.
+   */
+  inRamdisk?: boolean;
 }
 
 export interface AgentHandle {
@@ -155,6 +161,10 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       else log.warn({}, 'power off requested; power action is "none", staying up');
     });
 
+  const access = decideDeviceAccess({
+    inRamdisk: opts.inRamdisk ?? inKilnRamdisk(),
+    allowDevices: s.allowDevices,
+  });
   const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
   if (s.testCommands) implementTestSteps(tables);
   opts.configureSteps?.(tables);
@@ -187,7 +197,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   const installPlugins = async () => {
     if (!opts.loadPlugins) return;
     try {
-      for (const p of await opts.loadPlugins()) {
+      for (const p of await opts.loadPlugins({ access })) {
         for (const e of p.extensions ?? []) registry.add(e);
         p.configureSteps?.(tables);
         log.info({ plugin: p.name }, 'plugin loaded');
@@ -227,6 +237,10 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
 
   const main = async (): Promise<void> => {
     log.info({ version: AGENT_VERSION, api: s.apiUrl }, 'kiln agent starting');
+    log[access.allowed === null ? 'info' : 'warn'](
+      { allow_devices: access.allowed },
+      describeDeviceAccess(access),
+    );
     if (s.hardwareInitializationDelayS > 0)
       await new Promise((r) => setTimeout(r, s.hardwareInitializationDelayS * 1000));
     let nodeUuid: string | null = null;

@@ -13,8 +13,12 @@ import type { CommandContext, CommandExtension } from './types.ts';
 
 export interface DiskCommandsOptions {
   run?: Runner;
-  /** Confine the engine to these devices (development and tests: loop devices). */
+  /** Confine the engine to these devices (development: --allow-device; tests: loop devices). */
   allowOnly?: readonly string[];
+  /** The message for a device outside allowOnly (which, why, how to allow it). */
+  refusal?: (devices: readonly string[]) => string;
+  /** false: never change EFI boot entries (not in the Kiln ramdisk: they are this machine's own). */
+  nvram?: boolean;
   /** Whether the ramdisk booted in UEFI mode (default: /sys/firmware/efi exists). */
   bootedInUefi?: () => Promise<boolean>;
   engine?: DiskEngine;
@@ -69,9 +73,8 @@ function rec(v: unknown): Record<string, unknown> {
 }
 
 export function createDiskCommands(opts: DiskCommandsOptions = {}): DiskCommands {
-  const engine =
-    opts.engine ??
-    new DiskEngine({ run: opts.run, allowOnly: opts.allowOnly, bootedInUefi: opts.bootedInUefi });
+  const { engine: given, ...engineOpts } = opts;
+  const engine = given ?? new DiskEngine(engineOpts);
 
   const prepare = async (
     imageInfo: unknown,

@@ -160,7 +160,7 @@ function matchString(spec: unknown, actual: string | null): boolean {
   return a === norm(s);
 }
 
-const devName = (v: string) => (v.startsWith('/dev/') ? v : `/dev/${v}`);
+export const devName = (v: string) => (v.startsWith('/dev/') ? v : `/dev/${v}`);
 
 /** True when `dev` satisfies every hint. Unknown hint names fail loudly rather than match all. */
 export function matchesHints(dev: BlockDevice, hints: Hints): boolean {
@@ -244,12 +244,12 @@ function candidates(devs: BlockDevice[], policy: SelectionPolicy): BlockDevice[]
     .filter((d) => !(policy.skip ?? []).some((h) => matchesHints(d, h)));
 }
 
-/** Ironic's get_os_install_device: hints if given, else the smallest disk of at least 4 GiB. */
-export async function selectRootDevice(
+/** The disk the hints (or the smallest ≥ 4 GiB rule) pick, before the safety checks. */
+export function pickRootDevice(
   devs: BlockDevice[],
   hints: Hints | null,
   policy: SelectionPolicy = {},
-): Promise<BlockDevice> {
+): BlockDevice {
   const pool = candidates(devs, policy);
   const withHints = hints && Object.keys(hints).length > 0;
   const matching = withHints
@@ -262,7 +262,16 @@ export async function selectRootDevice(
         : `no disk of at least 4 GiB found (seen: ${pool.map((d) => d.path).join(', ') || 'none'}); set root-device hints`,
     );
   }
-  const chosen = matching[0]!;
+  return matching[0]!;
+}
+
+/** Ironic's get_os_install_device: hints if given, else the smallest disk of at least 4 GiB. */
+export async function selectRootDevice(
+  devs: BlockDevice[],
+  hints: Hints | null,
+  policy: SelectionPolicy = {},
+): Promise<BlockDevice> {
+  const chosen = pickRootDevice(devs, hints, policy);
   const why = await unsafeReason(chosen);
   if (why)
     throw new DiskSelectionError(

@@ -12,13 +12,16 @@ import {
 import { decodeConfigDrive, writeConfigDrive } from './configdrive.ts';
 import {
   type BlockDevice,
+  DiskSelectionError,
+  devName,
   type Hints,
   listBlockDevices,
+  pickRootDevice,
   type SelectionPolicy,
   selectEraseTargets,
   selectRootDevice,
 } from './devices.ts';
-import { TargetGuard } from './guard.ts';
+import { canonicalDevice, TargetGuard, TargetNotAllowedError } from './guard.ts';
 import { type ImageInfo, parseImageInfo, resolveChecksum } from './image-info.ts';
 import { makePartitionLayout, type PartitionLayout } from './partition-image.ts';
 import { rescanPartitions } from './rescan.ts';
@@ -30,8 +33,18 @@ import { type EraseOptions, type EraseReport, eraseExpress, eraseFull, eraseMeta
 
 export interface DiskEngineOptions {
   run?: Runner;
-  /** Confine every selection to these devices (tests: their loop devices). */
+  /**
+   * The only devices anything may be written to (outside the Kiln ramdisk: --allow-device;
+   * tests: their loop devices). A step that needs another device fails naming it.
+   */
   allowOnly?: readonly string[];
+  /** The message for devices refused by allowOnly: why, and how to allow them. */
+  refusal?: (devices: readonly string[]) => string;
+  /**
+   * May install_bootloader change the firmware's EFI boot entries (default true)? Only the
+   * ramdisk's firmware is the node's; anywhere else they are this machine's own.
+   */
+  nvram?: boolean;
   /**
    * Whether the ramdisk itself booted in UEFI mode (default: /sys/firmware/efi exists): the
    * partition layout's boot mode when the node says nothing, and whether UEFI boot entries can
@@ -57,6 +70,10 @@ export interface PrepareImageResult {
 }
 
 export type EraseTier = 'metadata' | 'express' | 'full';
+
+/** Why install_bootloader leaves EFI boot entries alone outside the Kiln ramdisk. */
+export const NVRAM_NOT_OURS =
+  "UEFI boot entry not written: the agent is not running in the Kiln ramdisk, so the firmware's boot entries are this machine's own and are left alone";
 
 function rec(v: unknown): Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
@@ -94,12 +111,51 @@ export class DiskEngine {
   }
 
   private async devices(): Promise<BlockDevice[]> {
-    return listBlockDevices(this.run, this.opts.allowOnly ? [...this.opts.allowOnly] : []);
+    const allow = this.opts.allowOnly;
+    if (allow && allow.length === 0) return [];
+    return listBlockDevices(this.run, allow ? [...allow] : []);
+  }
+
+  /** A guard for this step's targets, never reaching outside allowOnly. */
+  private guard(targets: readonly string[]): TargetGuard {
+    const allow = this.opts.allowOnly;
+    return new TargetGuard(targets, allow ? { devices: allow, refusal: this.opts.refusal } : undefined);
+  }
+
+  private refuse(devices: readonly string[], why?: string): TargetNotAllowedError {
+    const message =
+      this.opts.refusal?.(devices) ??
+      `refusing to write to ${devices.join(', ') || 'any disk'}: outside the devices this agent may write (${this.opts.allowOnly?.join(', ') || 'none'})`;
+    return new TargetNotAllowedError(devices.join(', ') || null, why ? `${message} (${why})` : message);
   }
 
   async selectRoot(node: Record<string, unknown>): Promise<BlockDevice> {
     const { hints, skip } = hintsFromNode(node);
-    return selectRootDevice(await this.devices(), hints, this.policy(skip));
+    const allow = this.opts.allowOnly;
+    try {
+      return await selectRootDevice(await this.devices(), hints, this.policy(skip));
+    } catch (e) {
+      if (!allow || !(e instanceof DiskSelectionError)) throw e;
+      // Name the disk the node would get without the allow-list (or, for hints, any block device
+      // they name, loop devices included), so the refusal says what to allow.
+      const all = await listBlockDevices(this.run).catch(() => []);
+      const pick = (policy: SelectionPolicy) => {
+        try {
+          return pickRootDevice(all, hints, policy);
+        } catch {
+          return null;
+        }
+      };
+      const outside = pick({ skip }) ?? (hints ? pick({ skip, allowOnly: all.map((d) => d.path) }) : null);
+      const allowed = new Set(allow.map(canonicalDevice));
+      if (outside && !allowed.has(outside.path))
+        throw this.refuse(
+          [outside.path],
+          allow.length ? `none of the allowed ones fits: ${e.message}` : undefined,
+        );
+      if (allow.length === 0) throw this.refuse([]);
+      throw e;
+    }
   }
 
   async prepareImage(
@@ -110,7 +166,7 @@ export class DiskEngine {
   ): Promise<PrepareImageResult> {
     const info = parseImageInfo(rawInfo, node);
     const disk = await this.selectRoot(node);
-    const guard = new TargetGuard([disk.path]);
+    const guard = this.guard([disk.path]);
     const log = ctx.log.child({ device: disk.path, image: info.id });
     log.info({ size: disk.size, model: disk.model, serial: disk.serial }, 'selected install disk');
     let layout: PartitionLayout | null = null;
@@ -199,6 +255,11 @@ export class DiskEngine {
 
   async installBootloader(params: Record<string, unknown>, ctx: RunContext): Promise<BootloaderResult> {
     const mode = params.target_boot_mode === 'bios' ? 'bios' : 'uefi';
+    if (mode === 'uefi' && this.opts.nvram === false) {
+      const reason = `${NVRAM_NOT_OURS}; a real node would get an entry for the image's loader on ${this.lastDevice ?? 'its disk'}`;
+      ctx.log.warn({ target_boot_mode: mode }, reason);
+      return { action: 'skipped', reason };
+    }
     if (mode === 'uefi' && !(await this.bootedInUefi())) {
       ctx.log.warn({ target_boot_mode: mode }, BIOS_RAMDISK_SKIP);
       return { action: 'skipped', reason: BIOS_RAMDISK_SKIP };
@@ -223,7 +284,20 @@ export class DiskEngine {
   ): Promise<EraseReport[]> {
     const dii = rec(node.driver_internal_info);
     const { skip } = hintsFromNode(node);
-    const names = Array.isArray(args.devices) ? (args.devices as string[]) : null;
+    const names = Array.isArray(args.devices) ? (args.devices as string[]).map(devName) : null;
+    const allow = this.opts.allowOnly;
+    if (allow) {
+      const allowed = new Set(allow.map(canonicalDevice));
+      const refused = (names ?? []).filter((n) => !allowed.has(canonicalDevice(n)));
+      if (refused.length) throw this.refuse(refused);
+      if (!names && allowed.size === 0) {
+        // Name what a real erase would have taken, so the refusal says what to allow.
+        const all = await selectEraseTargets(await listBlockDevices(this.run).catch(() => []), null, {
+          skip,
+        });
+        throw this.refuse(all.targets.map((d) => d.path));
+      }
+    }
     const sel = await selectEraseTargets(await this.devices(), names, this.policy(skip));
     const skipReadOnly = dii.agent_erase_skip_read_only === true;
     for (const s of sel.skipped) {
@@ -240,7 +314,7 @@ export class DiskEngine {
       continueIfSecureEraseFailed:
         dii.agent_continue_if_secure_erase_failed === true || dii.agent_continue_if_ata_erase_failed === true,
     };
-    const guard = new TargetGuard(sel.targets.map((d) => d.path));
+    const guard = this.guard(sel.targets.map((d) => d.path));
     const concurrency = Math.max(1, Number(dii.disk_erasure_concurrency ?? 4));
     const queue = [...sel.targets];
     const reports: EraseReport[] = [];

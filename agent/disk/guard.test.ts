@@ -19,3 +19,17 @@ test('the guard allows its targets and their partitions, nothing else', () => {
   assert.ok(!g.allows('/dev/vda'));
   assert.throws(() => g.assertWritable('/dev/sda'), { code: 'TARGET_NOT_ALLOWED' });
 });
+
+test('a device limit (the agent allow-list) refuses even a selected target, with its own message', () => {
+  const g = new TargetGuard(['/dev/loop3', '/dev/sda'], {
+    devices: ['/dev/loop3'],
+    refusal: (d) => `refusing ${d.join(', ')}: use --allow-device`,
+  });
+  assert.ok(g.allows('/dev/loop3p1'));
+  assert.ok(!g.allows('/dev/sda'));
+  assert.throws(() => g.assertWritable('/dev/sda1'), {
+    code: 'TARGET_NOT_ALLOWED',
+    message: 'refusing /dev/sda1: use --allow-device',
+  });
+  assert.doesNotThrow(() => g.assertWritable('/dev/loop3'));
+});

@@ -10,9 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { resolveSettings } from '../../agent/config.ts';
 import { loadPlugins } from '../../agent/plugins.ts';
-import { type AgentHandle, runAgent } from '../../agent/run.ts';
 import { AgentClient } from '../../conductor/agent/client.ts';
 import { FakePowerDriver } from '../../conductor/power/fake.ts';
 import { createAgentWorkflow } from '../../conductor/provision/agent-workflow.ts';
@@ -20,6 +18,7 @@ import { ProvisionEngine } from '../../conductor/provision/engine.ts';
 import { openSqliteStore } from '../../conductor/store/sqlite.ts';
 import type { ImageRecord, NewNode, NodeRecord } from '../../conductor/store/store.ts';
 import { silentLogger } from '../../shared/log.ts';
+import { type InProcessAgent, startInProcessAgent } from '../agent/in-process.ts';
 import { type Fault, type ImageServer, startImageServer } from '../support/image-server.ts';
 import { createLoopDevice, type LoopDevice } from '../support/loopdev.ts';
 import { waitFor } from '../support/wait.ts';
@@ -31,25 +30,20 @@ const client = new AgentClient({ log, retryDelayMs: 100, pollIntervalMs: 100 });
 let dir: string;
 let server: ImageServer;
 let disk: LoopDevice;
-let agent: AgentHandle;
+let agent: InProcessAgent;
 let agentUrl: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kiln-conductor-deploy-'));
   server = await startImageServer();
   disk = await createLoopDevice(256 * MiB);
-  const settings = resolveSettings({
-    flags: { 'listen-host': '127.0.0.1', 'listen-port': '0', 'agent-token': TOKEN, 'power-action': 'none' },
-  });
-  agent = runAgent({
-    settings,
-    log,
-    powerOff: async () => {},
+  agent = await startInProcessAgent({
+    flags: { 'agent-token': TOKEN, 'allow-device': [disk.path] },
     // The ramdisk "booted in UEFI", so only the node's own boot mode can make a BIOS layout.
-    loadPlugins: () => loadPlugins({ allowOnly: [disk.path], bootedInUefi: async () => true }),
+    loadPlugins: (ctx) => loadPlugins(ctx, { bootedInUefi: async () => true }),
+    log,
   });
-  const port = await waitFor('agent API listening', () => agent.state.port);
-  agentUrl = `http://127.0.0.1:${port}`;
+  agentUrl = agent.url;
 });
 after(async () => {
   await client.close();

@@ -1,0 +1,58 @@
+// The real agent in this process for tests that drive its command API over HTTP: standalone (no
+// lookup, no heartbeats), on a loopback port, never powering this machine off, and never taken
+// for the Kiln ramdisk unless a test says so, so destructive steps write only to the devices the
+// test allows (--allow-device).
+import { resolveSettings } from '../../agent/config.ts';
+import { type AgentHandle, type RunAgentOptions, runAgent } from '../../agent/run.ts';
+import { type Logger, silentLogger } from '../../shared/log.ts';
+import type { CommandRecord } from '../../shared/wire/ipa.ts';
+import { waitFor } from '../support/wait.ts';
+
+export interface InProcessAgent {
+  agent: AgentHandle;
+  url: string;
+  /** POST /v1/commands?wait=true: the finished record (async commands included). */
+  command(name: string, params: Record<string, unknown>): Promise<CommandRecord>;
+  stop(): Promise<void>;
+}
+
+export async function startInProcessAgent(
+  opts: {
+    flags?: Record<string, string | string[] | boolean>;
+    loadPlugins?: RunAgentOptions['loadPlugins'];
+    inRamdisk?: boolean;
+    log?: Logger;
+  } = {},
+): Promise<InProcessAgent> {
+  const flags: Record<string, string | string[] | boolean> = {
+    'listen-host': '127.0.0.1',
+    'listen-port': '0',
+    'power-action': 'none',
+    ...opts.flags,
+  };
+  const agent = runAgent({
+    settings: resolveSettings({ flags }),
+    inRamdisk: opts.inRamdisk ?? false,
+    log: opts.log ?? silentLogger(),
+    powerOff: async () => {},
+    loadPlugins: opts.loadPlugins,
+  });
+  const port = await waitFor('agent API listening', () => agent.state.port);
+  const url = `http://127.0.0.1:${port}`;
+  const token = typeof flags['agent-token'] === 'string' ? `&agent_token=${flags['agent-token']}` : '';
+  return {
+    agent,
+    url,
+    command: async (name, params) => {
+      const r = await fetch(`${url}/v1/commands/?wait=true${token}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, params }),
+      });
+      const body = await r.text();
+      if (r.status !== 200) throw new Error(`POST ${name}: HTTP ${r.status} ${body}`);
+      return JSON.parse(body) as CommandRecord;
+    },
+    stop: () => agent.stop(),
+  };
+}
