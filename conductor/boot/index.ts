@@ -4,13 +4,13 @@ import { existsSync } from 'node:fs';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FileLeaseStore, type LeaseStore } from './dhcp/lease-store.ts';
-import { type BootUrls, DEFAULT_LOADERS } from './dhcp/netboot.ts';
+import { DEFAULT_LOADERS, type NetbootUrls } from './dhcp/netboot.ts';
 import type { BootPolicy } from './dhcp/policy.ts';
 import { type DhcpConfig, type DhcpServer, interfaceAddress, startDhcpServer } from './dhcp/server.ts';
 import { prepareLoaders } from './loaders.ts';
 import { startTftpServer, type TftpConfig, type TftpServer } from './tftp/server.ts';
 
-export { type BootUrls, httpBootUrls } from './dhcp/netboot.ts';
+export { httpBootUrls, type NetbootUrls } from './dhcp/netboot.ts';
 export { allowMacPrefixes, type BootPolicy, bootAll, ignoreAll } from './dhcp/policy.ts';
 export { createBootRouter } from './http.ts';
 export { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
@@ -33,7 +33,7 @@ export interface BootServicesDeps {
   /** Which netboot clients get a boot file (the conductor's enroll/ignore/allow-list decision). */
   policy: BootPolicy;
   /** Builders for the iPXE script URL and the HTTP loader URL. */
-  urls: BootUrls;
+  urls: NetbootUrls;
   /** Overrides leaseFile (tests, or a database-backed store). */
   leaseStore?: LeaseStore;
 }

@@ -7,7 +7,7 @@
 import type { BmcAddress } from '../../shared/bmc.ts';
 
 export type PowerStateValue = 'on' | 'off';
-export type PowerAction = 'on' | 'off' | 'soft' | 'reboot';
+export type BmcPowerAction = 'on' | 'off' | 'soft' | 'reboot';
 export type BootDevice = 'pxe' | 'disk' | 'cdrom';
 
 export interface BootDeviceOptions {
@@ -29,7 +29,7 @@ export interface PowerDriver {
   /** Check that the BMC answers with these credentials; used when enrolling (enroll → manageable). */
   validate(creds: BmcCredentials, signal?: AbortSignal): Promise<void>;
   getPower(creds: BmcCredentials, signal?: AbortSignal): Promise<PowerStateValue>;
-  setPower(creds: BmcCredentials, action: PowerAction, signal?: AbortSignal): Promise<void>;
+  setPower(creds: BmcCredentials, action: BmcPowerAction, signal?: AbortSignal): Promise<void>;
   setBootDevice(
     creds: BmcCredentials,
     device: BootDevice,

@@ -4,9 +4,9 @@
 import { KilnError } from '../../shared/errors.ts';
 import type {
   BmcCredentials,
+  BmcPowerAction,
   BootDevice,
   BootDeviceOptions,
-  PowerAction,
   PowerDriver,
   PowerStateValue,
 } from './driver.ts';
@@ -90,7 +90,7 @@ export class FakePowerDriver implements PowerDriver {
     return s.power;
   }
 
-  async setPower(creds: BmcCredentials, action: PowerAction, signal?: AbortSignal): Promise<void> {
+  async setPower(creds: BmcCredentials, action: BmcPowerAction, signal?: AbortSignal): Promise<void> {
     const s = await this.enter(creds, 'setPower', signal);
     s.calls.push(`setPower ${action}`);
     // A fake machine has no OS to refuse a soft shutdown, so soft behaves as off.

@@ -13,9 +13,9 @@ import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type {
   BmcCredentials,
+  BmcPowerAction,
   BootDevice,
   BootDeviceOptions,
-  PowerAction,
   PowerDriver,
   PowerStateValue,
 } from './driver.ts';
@@ -79,7 +79,7 @@ export class IpmiPowerDriver implements PowerDriver {
     return state;
   }
 
-  async setPower(creds: BmcCredentials, action: PowerAction, signal?: AbortSignal): Promise<void> {
+  async setPower(creds: BmcCredentials, action: BmcPowerAction, signal?: AbortSignal): Promise<void> {
     const o = this.options(creds);
     const current = await this.getPower(creds, signal);
     if (action === 'on' || action === 'off') {

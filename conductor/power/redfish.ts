@@ -6,9 +6,9 @@ import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type {
   BmcCredentials,
+  BmcPowerAction,
   BootDevice,
   BootDeviceOptions,
-  PowerAction,
   PowerDriver,
   PowerStateValue,
 } from './driver.ts';
@@ -45,7 +45,7 @@ export class RedfishPowerDriver implements PowerDriver {
     return powerOf(creds, await this.system(creds, signal));
   }
 
-  async setPower(creds: BmcCredentials, action: PowerAction, signal?: AbortSignal): Promise<void> {
+  async setPower(creds: BmcCredentials, action: BmcPowerAction, signal?: AbortSignal): Promise<void> {
     const o = this.options(creds);
     const system = await this.system(creds, signal);
     const current = powerOf(creds, system);

@@ -16,7 +16,7 @@ import {
 } from '../../shared/states.ts';
 import type { ProvisionRequest } from '../../shared/wire/api.ts';
 import { nodeLabel, resolveNode } from '../nodes/service.ts';
-import type { PowerAction, PowerDriverRegistry } from '../power/driver.ts';
+import type { BmcPowerAction, PowerDriverRegistry } from '../power/driver.ts';
 import { credsForNode } from '../power/registry.ts';
 import type { NodePatch, NodeRecord, Store } from '../store/store.ts';
 import type { PhaseResult, Task, Workflow } from './workflow.ts';
@@ -385,7 +385,7 @@ export class ProvisionEngine {
       if (!action) throw new KilnError('VALIDATION_FAILED', `unknown power target ${target}`);
       if (target === 'soft rebooting') {
         await driver.setPower(creds, 'soft');
-        await waitForPower(driver, creds, 'off', 120_000);
+        await pollPowerUntil(driver, creds, 'off', 120_000);
         await driver.setPower(creds, 'on');
       } else {
         await driver.setPower(creds, action);
@@ -500,7 +500,7 @@ export class ProvisionEngine {
   }
 }
 
-const POWER_ACTION: Record<string, PowerAction> = {
+const POWER_ACTION: Record<string, BmcPowerAction> = {
   'power on': 'on',
   'power off': 'off',
   'soft power off': 'soft',
@@ -522,7 +522,9 @@ export function withoutAgent(info: Record<string, unknown>): Record<string, unkn
   return rest;
 }
 
-async function waitForPower(
+// The engine's own wait for 'soft rebooting' (off, then on); the drivers' wait after a power
+// request they accepted is power/wait.ts.
+async function pollPowerUntil(
   driver: { getPower: (c: never) => Promise<'on' | 'off'> },
   creds: unknown,
   want: 'on' | 'off',

@@ -3,11 +3,11 @@
 import type { Logger } from '../../../shared/log.ts';
 import {
   type BootTarget,
-  type BootUrls,
   type ClientInfo,
   clientInfo,
   decideBoot,
   type Loaders,
+  type NetbootUrls,
 } from './netboot.ts';
 import {
   encodeIp,
@@ -49,7 +49,7 @@ export interface Reply {
 export interface BootDeps {
   policy: BootPolicy;
   loaders: Loaders;
-  urls: BootUrls;
+  urls: NetbootUrls;
   /** User classes that mean "this is already iPXE" (default ["iPXE"]). */
   ipxeUserClasses: readonly string[];
   ports: Ports;

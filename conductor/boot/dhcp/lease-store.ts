@@ -35,7 +35,7 @@ export class MemoryLeaseStore implements LeaseStore {
   close(): void {}
 }
 
-type Record = { op: 'put'; lease: Lease } | { op: 'del'; ip: string };
+type LeaseLogEntry = { op: 'put'; lease: Lease } | { op: 'del'; ip: string };
 
 export interface FileLeaseStoreOptions {
   /** fsync after every change. Off by default: a lost lease after a crash costs a client one re-DORA. */
@@ -58,9 +58,9 @@ export class FileLeaseStore implements LeaseStore {
       const text = readFileSync(this.path, 'utf8');
       for (const line of text.split('\n')) {
         if (!line.trim()) continue;
-        let rec: Record;
+        let rec: LeaseLogEntry;
         try {
-          rec = JSON.parse(line) as Record;
+          rec = JSON.parse(line) as LeaseLogEntry;
         } catch {
           continue; // a torn last line after a crash; everything before it is intact
         }
@@ -88,7 +88,7 @@ export class FileLeaseStore implements LeaseStore {
     this.fd = null;
   }
 
-  private append(rec: Record): void {
+  private append(rec: LeaseLogEntry): void {
     if (this.fd === null) this.compact();
     writeSync(this.fd!, `${JSON.stringify(rec)}\n`);
     if (this.opts.fsync) fsyncSync(this.fd!);

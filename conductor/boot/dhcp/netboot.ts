@@ -97,7 +97,7 @@ export const DEFAULT_LOADERS: Loaders = {
   efiArm64: 'ipxe-arm64.efi',
 };
 
-export interface BootUrls {
+export interface NetbootUrls {
   /** URL of the per-node iPXE script, e.g. http://10.0.0.1:8080/boot/ipxe?mac=… */
   scriptUrl(mac: string, ctx: { serverIp: string; arch?: Arch }): string;
   /** HTTP URL of a loader for UEFI HTTP boot clients. */
@@ -124,7 +124,7 @@ export function decideBoot(
   info: ClientInfo,
   serverIp: string,
   loaders: Loaders,
-  urls: BootUrls,
+  urls: NetbootUrls,
 ): BootTarget | null {
   if (info.ipxe) {
     return {
@@ -142,7 +142,7 @@ export function decideBoot(
 }
 
 /** URL builders for a conductor that serves scripts and loaders over HTTP on `port`. */
-export function httpBootUrls(port: number): BootUrls {
+export function httpBootUrls(port: number): NetbootUrls {
   return {
     scriptUrl: (mac, { serverIp }) => `http://${serverIp}:${port}/boot/ipxe?mac=${mac}`,
     loaderUrl: (name, { serverIp }) => `http://${serverIp}:${port}/boot/loaders/${encodeURIComponent(name)}`,

@@ -17,7 +17,7 @@ import {
   type Reply,
 } from './handlers.ts';
 import { type LeaseStore, MemoryLeaseStore } from './lease-store.ts';
-import { type BootUrls, DEFAULT_LOADERS, type Loaders } from './netboot.ts';
+import { DEFAULT_LOADERS, type Loaders, type NetbootUrls } from './netboot.ts';
 import { DhcpParseError, encodePacket, parsePacket } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import { LeasePool } from './pool.ts';
@@ -42,7 +42,7 @@ export interface DhcpConfig {
 
 export interface DhcpDeps {
   policy: BootPolicy;
-  urls: BootUrls;
+  urls: NetbootUrls;
   log: Logger;
   /** Full mode: where leases persist (FileLeaseStore in production). Memory when absent. */
   leaseStore?: LeaseStore;
