@@ -52,19 +52,24 @@ describe('advertised steps', () => {
     clean: string[];
     deploy: string[];
   }> = [
-    { name: 'the bare agent', clean: [], deploy: [] },
-    { name: 'with the protocol-test commands', testCommands: true, clean: ['kiln_test_wait'], deploy: [] },
+    { name: 'the bare agent', clean: ['erase_pstore'], deploy: [] },
+    {
+      name: 'with the protocol-test commands',
+      testCommands: true,
+      clean: ['erase_pstore', 'kiln_test_wait'],
+      deploy: [],
+    },
     {
       name: 'with the disk plugin',
       // Not the ramdisk and no --allow-device: even a step run by mistake could write nothing.
       loadPlugins,
-      clean: DISK_CLEAN,
+      clean: [...DISK_CLEAN, 'erase_pstore'],
       deploy: DISK_DEPLOY,
     },
     {
       name: 'with a plugin that failed to load',
       loadPlugins: async () => Promise.reject(new Error('no disk engine in this build')),
-      clean: [],
+      clean: ['erase_pstore'],
       deploy: [],
     },
   ];
@@ -99,7 +104,7 @@ describe('advertised steps', () => {
       const unimplemented = {
         clean: genericCleanSteps()
           .map((s) => s.step)
-          .filter((n) => !DISK_CLEAN.includes(n)),
+          .filter((n) => !DISK_CLEAN.includes(n) && n !== 'erase_pstore'),
         deploy: genericDeploySteps()
           .map((s) => s.step)
           .filter((n) => !DISK_DEPLOY.includes(n)),

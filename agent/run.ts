@@ -12,6 +12,7 @@ import type { TokenState } from './api/app.ts';
 import { CommandExecutor } from './commands/executor.ts';
 import { collectSystemLogs, logExtension } from './commands/log.ts';
 import { pollExtension } from './commands/poll.ts';
+import { implementPstoreStep } from './commands/pstore.ts';
 import { CommandRegistry } from './commands/registry.ts';
 import { standbyExtension } from './commands/standby.ts';
 import { stepsExtension } from './commands/step-commands.ts';
@@ -56,6 +57,8 @@ export interface RunAgentOptions {
    * write only to settings.allowDevices.
    */
   inRamdisk?: boolean;
+  /** The pstore directory erase_pstore empties, or null for none (default: from /proc/mounts). */
+  pstoreDir?: () => Promise<string | null>;
 }
 
 export interface AgentHandle {
@@ -166,6 +169,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     allowDevices: s.allowDevices,
   });
   const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
+  implementPstoreStep(tables.clean, { inRamdisk: access.inRamdisk, pstoreDir: opts.pstoreDir });
   if (s.testCommands) implementTestSteps(tables);
   opts.configureSteps?.(tables);
   const inventory = async () => {

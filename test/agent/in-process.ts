@@ -21,6 +21,7 @@ export async function startInProcessAgent(
     flags?: Record<string, string | string[] | boolean>;
     loadPlugins?: RunAgentOptions['loadPlugins'];
     inRamdisk?: boolean;
+    pstoreDir?: RunAgentOptions['pstoreDir'];
     log?: Logger;
   } = {},
 ): Promise<InProcessAgent> {
@@ -36,6 +37,8 @@ export async function startInProcessAgent(
     log: opts.log ?? silentLogger(),
     powerOff: async () => {},
     loadPlugins: opts.loadPlugins,
+    // Never this machine's own pstore, even when a test plays the ramdisk.
+    pstoreDir: opts.pstoreDir ?? (async () => null),
   });
   const port = await waitFor('agent API listening', () => agent.state.port);
   const url = `http://127.0.0.1:${port}`;
