@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ApiClient, CliError, EXIT, exitCodeForStatus, resolveApiUrl } from './client.ts';
+import { ApiClient, CliError, EXIT, exitCodeFor, exitCodeForStatus, resolveApiUrl } from './client.ts';
 
 /** A server that answers every request from `answer` and remembers the paths it was asked for. */
 async function serve(answer: (path: string) => { status: number; body: unknown }) {
@@ -53,6 +53,18 @@ describe('exit codes for API answers', () => {
     assert.equal(exitCodeForStatus(409), EXIT.conflict);
     assert.equal(exitCodeForStatus(500), EXIT.error);
     assert.equal(exitCodeForStatus(502), EXIT.error);
+    // A Kiln error code decides over the status: a 405 is still "not found" for a script.
+    const body = (code: string) => ({ error: { code, message: 'm', details: null } });
+    assert.equal(exitCodeFor(405, body('NOT_FOUND')), EXIT.notFound);
+    assert.equal(exitCodeFor(409, body('IN_MAINTENANCE')), EXIT.conflict);
+    assert.equal(exitCodeFor(400, body('BMC_UNSUPPORTED')), EXIT.usage);
+    assert.equal(exitCodeFor(502, body('IMAGE_ORIGIN_FAILED')), EXIT.error);
+    assert.equal(
+      exitCodeFor(404, body('SOMETHING_NEW')),
+      EXIT.notFound,
+      'unknown codes fall back to the status',
+    );
+    assert.equal(exitCodeFor(413, 'plain text'), EXIT.usage);
   });
 });
 

@@ -5,8 +5,9 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { parse as parseYaml } from 'yaml';
+import { ERROR_TABLE, EXIT, isErrorCode } from '../shared/errors.ts';
 
-export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5 } as const;
+export { EXIT };
 
 export class CliError extends Error {
   constructor(
@@ -40,7 +41,17 @@ export function resolveApiUrl(flag?: string, env: NodeJS.ProcessEnv = process.en
   return 'http://127.0.0.1:6385';
 }
 
-/** The exit code for an API error status: bad input is a usage error, as a bad flag is. */
+/**
+ * The exit code for an API error: by its Kiln error code when the body has one (shared/errors.ts
+ * holds the table), else by HTTP status. Bad input is a usage error, as a bad flag is.
+ */
+export function exitCodeFor(status: number, body?: unknown): number {
+  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+  if (isErrorCode(code)) return ERROR_TABLE[code].exit;
+  return exitCodeForStatus(status);
+}
+
+/** The exit code for an API error status with no Kiln error code (a proxy, a non-Kiln answer). */
 export function exitCodeForStatus(status: number): number {
   if (status === 404) return EXIT.notFound;
   if (status === 409) return EXIT.conflict;
@@ -65,7 +76,7 @@ export class ApiClient {
       const err = (res.body as { error?: { message?: string } } | undefined)?.error;
       throw new CliError(
         err?.message ?? `HTTP ${res.status} from ${method} ${path}`,
-        exitCodeForStatus(res.status),
+        exitCodeFor(res.status, res.body),
         res.body,
       );
     }

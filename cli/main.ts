@@ -4,7 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { agentMain } from '../agent/start.ts';
 import { registerRamdiskCommand } from '../ramdisk-build/cli.ts';
-import { isKilnError } from '../shared/errors.ts';
+import { ERROR_TABLE, isKilnError } from '../shared/errors.ts';
 import { KILN_VERSION } from '../shared/version.ts';
 import { ApiClient, CliError, EXIT, resolveApiUrl } from './client.ts';
 import { registerConductorCommand } from './commands/conductor.ts';
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isKilnError(e)) {
       process.stderr.write(`error: ${e.message}\n`);
-      return e.code === 'CONFIG_INVALID' || e.code === 'VALIDATION_FAILED' ? EXIT.usage : EXIT.error;
+      return ERROR_TABLE[e.code]?.exit ?? EXIT.error;
     }
     process.stderr.write(`error: ${(e as Error).stack ?? e}\n`);
     return EXIT.error;

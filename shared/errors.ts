@@ -15,20 +15,33 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
-const STATUS: Record<ErrorCode, number> = {
-  VALIDATION_FAILED: 400,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  NODE_LOCKED: 409,
-  INVALID_STATE: 409,
-  IN_MAINTENANCE: 409,
-  BMC_ERROR: 502,
-  BMC_UNSUPPORTED: 400,
-  AGENT_ERROR: 502,
-  IMAGE_ORIGIN_FAILED: 502,
-  CONFIG_INVALID: 400,
-  INTERNAL: 500,
+/** CLI exit codes, shared by every command: scripts branch on them. */
+export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/**
+ * The one table from error code to what each wire makes of it: the HTTP status the API answers
+ * with, and the exit code the CLI ends with when the API answers that code. A code is added here
+ * or nowhere; the type makes a missing row a compile error.
+ */
+export const ERROR_TABLE: Record<ErrorCode, { status: number; exit: ExitCode }> = {
+  VALIDATION_FAILED: { status: 400, exit: EXIT.usage },
+  NOT_FOUND: { status: 404, exit: EXIT.notFound },
+  CONFLICT: { status: 409, exit: EXIT.conflict },
+  NODE_LOCKED: { status: 409, exit: EXIT.conflict },
+  INVALID_STATE: { status: 409, exit: EXIT.conflict },
+  IN_MAINTENANCE: { status: 409, exit: EXIT.conflict },
+  BMC_ERROR: { status: 502, exit: EXIT.error },
+  BMC_UNSUPPORTED: { status: 400, exit: EXIT.usage },
+  AGENT_ERROR: { status: 502, exit: EXIT.error },
+  IMAGE_ORIGIN_FAILED: { status: 502, exit: EXIT.error },
+  CONFIG_INVALID: { status: 400, exit: EXIT.usage },
+  INTERNAL: { status: 500, exit: EXIT.error },
 };
+
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === 'string' && Object.hasOwn(ERROR_TABLE, v);
+}
 
 export class KilnError extends Error {
   readonly code: ErrorCode;
@@ -42,7 +55,7 @@ export class KilnError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KilnError';
     this.code = code;
-    this.status = opts.status ?? STATUS[code];
+    this.status = opts.status ?? ERROR_TABLE[code].status;
     this.details = opts.details ?? null;
   }
 }
