@@ -76,7 +76,11 @@ function follow(url: string, req: OriginRequest, redirectsLeft: number): Promise
       : undefined;
     const r = send(
       u,
-      { method: 'GET', headers: req.headers ?? {}, auth, timeout: req.idleTimeoutMs },
+      // agent: false — one connection per request. Node 20's global agent keeps connections
+      // alive, and an origin that closes one right after an answer (404 with a length, then
+      // FIN) leaves a dead socket in the pool for the next request to fail on ("socket hang
+      // up"). Image downloads are few and long, so pooling buys nothing here.
+      { method: 'GET', headers: req.headers ?? {}, auth, timeout: req.idleTimeoutMs, agent: false },
       (res) => {
         const status = res.statusCode ?? 0;
         const location = res.headers.location;

@@ -172,9 +172,16 @@ describe('image cache pass-through against misbehaving origins', () => {
   });
 
   it('answers 502 naming the origin and its status when the origin answers 404', async () => {
+    // Answers 404 with a length (so the connection looks reusable), then closes it at once:
+    // a pooled client that reuses it fails the next request with "socket hang up".
+    const perSocket: number[] = [];
     const missing = createNetServer((s) => {
+      const i = perSocket.push(0) - 1;
       s.on('error', () => {});
-      s.once('data', () => s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found'));
+      s.on('data', () => {
+        perSocket[i]!++;
+        s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found');
+      });
     });
     await new Promise<void>((r) => missing.listen(0, '127.0.0.1', r));
     try {
@@ -187,6 +194,14 @@ describe('image cache pass-through against misbehaving origins', () => {
       assert.match(body.error.message, /answered HTTP 404/);
       assert.match(body.error.message, /127\.0\.0\.1:\d+\/nope\.raw/);
       assert.ok(!body.error.message.includes('s3cret'), 'credentials in the URL are masked');
+      for (let i = 0; i < 5; i++) {
+        const again = await request(`${base}/images/${img.uuid}`);
+        assert.match(((await again.body.json()) as typeof body).error.message, /answered HTTP 404/);
+      }
+      assert.ok(
+        perSocket.every((n) => n <= 1),
+        `one request per origin connection, never a reused one: ${perSocket}`,
+      );
       // What the agent reports, and so what lands in last_error, names the origin too.
       const d = download({ url: `${base}/images/${img.uuid}`, hashAlgo: 'sha256', maxAttempts: 1 });
       await assert.rejects(
