@@ -38,7 +38,7 @@ test('kernel parameters map to settings with IPA defaults', () => {
   assert.equal(s.lookupIntervalS, 1);
   assert.equal(s.insecure, false);
   assert.equal(s.collectLldp, false);
-  assert.equal(s.powerAction, 'poweroff');
+  assert.equal(s.powerAction, null, 'decided by where the agent runs (resolvePowerAction)');
 });
 
 test('every tunable kernel parameter is read', () => {

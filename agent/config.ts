@@ -3,6 +3,7 @@
 // boots IPA today boots this agent with the same command line. For development, KILN_AGENT_* env
 // variables and command-line flags override the kernel parameters (flags win).
 import { parseArgs } from 'node:util';
+import { parseBootif } from '../shared/mac.ts';
 
 export type PowerAction = 'poweroff' | 'exit' | 'none';
 
@@ -40,7 +41,11 @@ export interface AgentSettings {
   /** Replaces the MAC list sent on lookup (several agents on one machine). */
   macs: string[];
   /** What standby.power_off does after syncing: power the machine off, exit the process, or nothing. */
-  powerAction: PowerAction;
+  /**
+   * What standby.power_off does. null: poweroff in the Kiln ramdisk, exit elsewhere, so a
+   * developer's `kiln agent` never shuts down the workstation it runs on.
+   */
+  powerAction: PowerAction | null;
   /**
    * The only block devices destructive steps (erase, write_image) may write. Outside the Kiln
    * ramdisk nothing else is ever written; in the ramdisk, empty means every disk a step selects.
@@ -79,7 +84,7 @@ export const DEFAULTS: AgentSettings = {
   bootif: null,
   bootifMac: null,
   macs: [],
-  powerAction: 'poweroff',
+  powerAction: null,
   allowDevices: [],
   testCommands: false,
   logFile: null,
@@ -99,13 +104,7 @@ export function parseCmdline(text: string): Record<string, string> {
 }
 
 /** BOOTIF in pxelinux ("01-aa-bb-cc-dd-ee-ff", hardware type prefix) or iPXE ("aa:bb:...") form. */
-export function normaliseBootif(raw: string): string | null {
-  const s = raw.trim().toLowerCase();
-  const pxelinux = /^[0-9a-f]{2}-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})$/.exec(s);
-  if (pxelinux) return pxelinux[1]!.replace(/-/g, ':');
-  if (/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/.test(s)) return s.replace(/-/g, ':');
-  return null;
-}
+export const normaliseBootif: (raw: string) => string | null = parseBootif;
 
 function bool(v: string): boolean {
   return ['1', 'true', 'yes', 'on', 'y', 't'].includes(v.trim().toLowerCase());

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { startInProcessAgent } from '../test/agent/in-process.ts';
 import { genericCleanSteps, genericDeploySteps } from './commands/steps.ts';
 import { loadPlugins } from './plugins.ts';
-import type { AgentHandle, RunAgentOptions } from './run.ts';
+import { type AgentHandle, type RunAgentOptions, resolvePowerAction } from './run.ts';
 
 async function startAgent(opts: { testCommands?: boolean; loadPlugins?: RunAgentOptions['loadPlugins'] }) {
   const a = await startInProcessAgent({
@@ -128,5 +128,14 @@ describe('advertised steps', () => {
     } finally {
       await agent.stop();
     }
+  });
+});
+
+describe('power action', () => {
+  test('standby.power_off powers off only in the Kiln ramdisk unless told otherwise', () => {
+    assert.equal(resolvePowerAction(null, true), 'poweroff');
+    assert.equal(resolvePowerAction(null, false), 'exit', 'a workstation is never shut down by default');
+    assert.equal(resolvePowerAction('poweroff', false), 'poweroff', 'asked for explicitly');
+    assert.equal(resolvePowerAction('none', true), 'none');
   });
 });

@@ -19,7 +19,7 @@ import { stepsExtension } from './commands/step-commands.ts';
 import { StepTable } from './commands/steps.ts';
 import { implementTestSteps, testExtension } from './commands/test-commands.ts';
 import type { CommandExtension } from './commands/types.ts';
-import type { AgentSettings } from './config.ts';
+import type { AgentSettings, PowerAction } from './config.ts';
 import { decideDeviceAccess, describeDeviceAccess, inKilnRamdisk } from './device-access.ts';
 import { run as defaultRun } from './exec.ts';
 import { Heartbeater } from './heartbeat.ts';
@@ -107,6 +107,14 @@ async function defaultPowerOff(run: Runner, log: Logger): Promise<void> {
   }
 }
 
+/**
+ * The power action in effect: the one asked for, else poweroff only in the Kiln ramdisk. On a
+ * workstation a conductor's standby.power_off must end the agent, not the machine.
+ */
+export function resolvePowerAction(asked: PowerAction | null, inRamdisk: boolean): PowerAction {
+  return asked ?? (inRamdisk ? 'poweroff' : 'exit');
+}
+
 export function runAgent(opts: RunAgentOptions): AgentHandle {
   const s = opts.settings;
   const buffer = new LogBuffer(opts.log ? null : process.stdout);
@@ -156,18 +164,18 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     finish(code);
   };
 
-  const powerOff =
-    opts.powerOff ??
-    (async () => {
-      if (s.powerAction === 'poweroff') await defaultPowerOff(run, log);
-      else if (s.powerAction === 'exit') await stop(0);
-      else log.warn({}, 'power off requested; power action is "none", staying up');
-    });
-
   const access = decideDeviceAccess({
     inRamdisk: opts.inRamdisk ?? inKilnRamdisk(),
     allowDevices: s.allowDevices,
   });
+  const powerAction = resolvePowerAction(s.powerAction, access.inRamdisk);
+  const powerOff =
+    opts.powerOff ??
+    (async () => {
+      if (powerAction === 'poweroff') await defaultPowerOff(run, log);
+      else if (powerAction === 'exit') await stop(0);
+      else log.warn({}, 'power off requested; power action is "none", staying up');
+    });
   const tables: StepTables = { clean: new StepTable('clean'), deploy: new StepTable('deploy') };
   implementPstoreStep(tables.clean, { inRamdisk: access.inRamdisk, pstoreDir: opts.pstoreDir });
   if (s.testCommands) implementTestSteps(tables);
