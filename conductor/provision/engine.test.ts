@@ -369,3 +369,83 @@ describe('provision engine: work behind the states', () => {
     await env.store.close();
   });
 });
+
+describe('heartbeat', () => {
+  /** A workflow that waits, and records each resume with the reservation it ran under. */
+  function watchingWorkflow(result: PhaseResult) {
+    const resumed: Array<{ reservation: string | null; phase: string }> = [];
+    const workflow: Workflow = {
+      ...waitingWorkflow,
+      resume: async (task, phase) => {
+        resumed.push({ reservation: task.node.reservation ?? null, phase });
+        return result;
+      },
+    };
+    return { workflow, resumed };
+  }
+
+  /** Counts reservations taken, by wrapping the store's reserve. */
+  function countReserves(store: Awaited<ReturnType<typeof setup>>['store']) {
+    const holders: string[] = [];
+    const reserve = store.nodes.reserve.bind(store.nodes);
+    store.nodes.reserve = async (uuid, holder) => {
+      holders.push(holder);
+      return reserve(uuid, holder);
+    };
+    return holders;
+  }
+
+  const record = () => ({ driver_internal_info: { agent_url: 'http://10.0.0.9:9999', agent_version: '1' } });
+
+  it('records and continues the work under one reservation', async () => {
+    const { workflow, resumed } = watchingWorkflow('wait');
+    const { store, engine, nodeIn } = await setup(workflow);
+    const node = await nodeIn('clean wait');
+    const holders = countReserves(store);
+    assert.equal(
+      await engine.heartbeat(node.uuid, record, { resume: true, commandRunning: false }),
+      'continuing',
+    );
+    await engine.drain();
+    assert.equal(holders.length, 1, 'one reservation per heartbeat');
+    assert.deepEqual(resumed, [{ reservation: holders[0]!, phase: 'clean' }]);
+    const after = (await store.nodes.get(node.uuid))!;
+    assert.equal(after.driver_internal_info.agent_url, 'http://10.0.0.9:9999');
+    assert.equal(after.reservation, null, 'released after the workflow looked');
+  });
+
+  it('asks the workflow nothing while the agent reports a command making progress', async () => {
+    const { workflow, resumed } = watchingWorkflow('done');
+    const { store, engine, nodeIn } = await setup(workflow);
+    const node = await nodeIn('wait call-back');
+    assert.equal(
+      await engine.heartbeat(node.uuid, record, { resume: true, commandRunning: true }),
+      'recorded',
+    );
+    await engine.drain();
+    assert.deepEqual(resumed, []);
+    const after = (await store.nodes.get(node.uuid))!;
+    assert.equal(after.provision_state, 'wait call-back');
+    assert.equal(after.reservation, null);
+    assert.equal(after.driver_internal_info.agent_url, 'http://10.0.0.9:9999');
+  });
+
+  it('finishes the phase when the workflow says done, and skips a locked node without writing', async () => {
+    const { workflow } = watchingWorkflow('done');
+    const { store, engine, nodeIn } = await setup(workflow);
+    const node = await nodeIn('clean wait');
+    await store.nodes.reserve(node.uuid, 'someone-else');
+    assert.equal(
+      await engine.heartbeat(node.uuid, record, { resume: true, commandRunning: false }),
+      'locked',
+    );
+    assert.equal((await store.nodes.get(node.uuid))!.driver_internal_info.agent_url, undefined);
+    await store.nodes.release(node.uuid, 'someone-else');
+    assert.equal(
+      await engine.heartbeat(node.uuid, record, { resume: true, commandRunning: false }),
+      'continuing',
+    );
+    await engine.drain();
+    assert.equal((await store.nodes.get(node.uuid))!.provision_state, 'available');
+  });
+});

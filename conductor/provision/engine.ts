@@ -337,16 +337,15 @@ export class ProvisionEngine {
   }
 
   /**
-   * A ramdisk called back (heartbeat) for a node in a wait state: take the lock without waiting
-   * (a locked node simply retries on the next heartbeat, as in Ironic) and let the workflow look
-   * at what the agent did. The node stays in its wait state until the work is done or fails, so
-   * a heartbeat that finds a step still running writes nothing.
+   * The conductor looks in on a node waiting for its agent (the watchdog's poll): take the lock
+   * without waiting (a locked node is simply looked at next time, as in Ironic) and let the
+   * workflow see what the agent did. The node stays in its wait state until the work is done or
+   * fails, so finding a step still running writes nothing.
    */
   async resume(nodeUuid: string, actor = 'agent'): Promise<boolean> {
     const node = await this.opts.store.nodes.get(nodeUuid);
     if (!node || node.maintenance || !WAIT_STATES.includes(node.provision_state)) return false;
-    const workflow = this.opts.workflowFor(node);
-    if (!workflow.resume) return false;
+    if (!this.opts.workflowFor(node).resume) return false;
     const holder = this.newHolder();
     try {
       await this.opts.store.nodes.reserve(node.uuid, holder);
@@ -354,23 +353,73 @@ export class ProvisionEngine {
       if (isKilnError(e) && e.code === 'NODE_LOCKED') return false;
       throw e;
     }
-    const run = async () => {
-      const fresh = await this.opts.store.nodes.get(node.uuid);
-      const task = this.makeTask(fresh ?? node, holder, actor);
-      try {
-        if (!fresh || !WAIT_STATES.includes(fresh.provision_state)) return;
-        const result = await workflow.resume!(task, PHASE_OF[fresh.provision_state]!);
-        if (result === 'done') await this.finishPhase(task, 'done');
-      } catch (e) {
-        await this.failTask(task, e);
-      } finally {
-        await this.opts.store.nodes.release(node.uuid, holder).catch(() => {});
-      }
-    };
-    const p = run();
+    const fresh = await this.opts.store.nodes.get(node.uuid).catch(() => undefined);
+    const p = this.continueUnderLock(fresh ?? node, holder, actor);
     this.track(p);
     await p;
     return true;
+  }
+
+  /**
+   * A heartbeat, in one straight line under one reservation: record what the agent reported
+   * (the `record` patch, computed from the node as it is under the lock), then, for a node in a
+   * wait state, let the workflow continue, still under the same reservation, in the background.
+   * A heartbeat that reports a command still making progress (Kiln's negotiated progress
+   * extension) needs no question to the agent: the workflow is not consulted until the agent
+   * stops reporting progress. Resolves once the heartbeat is recorded.
+   */
+  async heartbeat(
+    nodeUuid: string,
+    record: (node: NodeRecord) => Partial<NodeRecord>,
+    opts: { commandRunning: boolean; resume: boolean; actor?: string },
+  ): Promise<'locked' | 'gone' | 'recorded' | 'continuing'> {
+    const holder = this.newHolder();
+    try {
+      await this.opts.store.nodes.reserve(nodeUuid, holder);
+    } catch (e) {
+      if (isKilnError(e) && e.code === 'NODE_LOCKED') return 'locked';
+      if (isKilnError(e) && e.code === 'NOT_FOUND') return 'gone';
+      throw e;
+    }
+    let node: NodeRecord;
+    try {
+      const current = await this.opts.store.nodes.get(nodeUuid);
+      if (!current) {
+        await this.opts.store.nodes.release(nodeUuid, holder).catch(() => {});
+        return 'gone';
+      }
+      node = await this.opts.store.nodes.update(nodeUuid, record(current));
+    } catch (e) {
+      await this.opts.store.nodes.release(nodeUuid, holder).catch(() => {});
+      throw e;
+    }
+    const waiting =
+      opts.resume &&
+      !opts.commandRunning &&
+      !node.maintenance &&
+      WAIT_STATES.includes(node.provision_state) &&
+      Boolean(this.opts.workflowFor(node).resume);
+    if (!waiting) {
+      await this.opts.store.nodes.release(nodeUuid, holder);
+      return 'recorded';
+    }
+    this.track(this.continueUnderLock(node, holder, opts.actor ?? 'agent'));
+    return 'continuing';
+  }
+
+  /** Let the workflow look at a waiting node whose reservation `holder` holds; releases it. */
+  private async continueUnderLock(node: NodeRecord, holder: string, actor: string): Promise<void> {
+    const task = this.makeTask(node, holder, actor);
+    try {
+      if (!WAIT_STATES.includes(node.provision_state)) return;
+      const workflow = this.opts.workflowFor(node);
+      const result = await workflow.resume!(task, PHASE_OF[node.provision_state]!);
+      if (result === 'done') await this.finishPhase(task, 'done');
+    } catch (e) {
+      await this.failTask(task, e);
+    } finally {
+      await this.opts.store.nodes.release(node.uuid, holder).catch(() => {});
+    }
   }
 
   /** Operator power action. Synchronous: returns once the BMC did it. */
