@@ -1,5 +1,5 @@
 // Starts a conductor: store, engine, API, periodic tasks; and stops it gracefully.
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import type Router from '@koa/router';
 import { buildConfigDrive } from '../shared/configdrive.ts';
@@ -14,6 +14,7 @@ import {
   type BootServicesConfig,
   createBootRouter,
   httpBootUrls,
+  type NetbootUrls,
   prepareLoaders,
   startBootServices,
 } from './boot/index.ts';
@@ -27,7 +28,7 @@ import {
   runChecks,
 } from './checks.ts';
 import { type ConductorConfig, subnetConfig } from './config.ts';
-import { createBootTargets } from './enroll/boot-target.ts';
+import { type BootUrls, createBootTargets } from './enroll/boot-target.ts';
 import { discoveryRouter, type EnrollmentSettings } from './enroll/discovery.ts';
 import { ImageCache } from './images/cache.ts';
 import { NodeService } from './nodes/service.ts';
@@ -112,31 +113,94 @@ export function bootSettings(config: ConductorConfig): {
   };
 }
 
-export async function startConductor(
+/** Every URL the conductor hands out, known before anything is served. */
+export interface ConductorUrls {
+  /** Where the API is reached from this host (what the CLI and tests call). */
+  url: string;
+  /** The API URL ramdisks are given (ipa-api-url, kernel and initramfs); see derivePublicUrl. */
+  publicUrl: string;
+  /** What iPXE scripts boot. */
+  ramdisk: BootUrls;
+  /** What DHCP answers point netboot clients to (scripts, UEFI HTTP boot loaders). */
+  netboot: NetbootUrls;
+}
+
+/** The URLs for an API listening on `port` (the bound port, also when api.port is 0). */
+export function conductorUrls(config: ConductorConfig, port: number, bootAddrs: string[]): ConductorUrls {
+  const host = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
+  const publicUrl = derivePublicUrl(config, port, bootAddrs);
+  return {
+    url: config.api.public_url ?? `http://${host}:${port}`,
+    publicUrl,
+    ramdisk: {
+      kernel: `${publicUrl}/boot/files/${RAMDISK_FILES.kernel}`,
+      initrd: `${publicUrl}/boot/files/${RAMDISK_FILES.initrd}`,
+      api: publicUrl,
+    },
+    netboot: httpBootUrls(port),
+  };
+}
+
+/** The start-up checks: each problem is logged as a warning (`kiln conductor --check` fails on them). */
+async function startupChecks(
   config: ConductorConfig,
   log: Logger,
-  over: ConductorOverrides = {},
-): Promise<RunningConductor> {
-  const boot = bootSettings(config);
-  // The checks warn at every start; `kiln conductor --check` runs the same ones and fails on any.
+): Promise<{ problems: Problem[]; bootAddrs: string[] }> {
   const addrs = await bootAddresses(config);
   const problems = await runChecks(config, { apiPort: false, bootAddresses: addrs });
   for (const p of problems) log.warn({ check: p.check, fix: p.fix }, p.message);
-  const store = over.store ?? (await openStore(config.database.url));
-  const registry = over.power ? null : createPowerRegistry({ log });
-  const power = over.power ?? registry!;
+  return { problems, bootAddrs: Object.values(addrs.addresses) };
+}
+
+/**
+ * The API socket, bound before anything else starts, so that the port (also an ephemeral one)
+ * is known when the URLs are made, and a conductor that cannot have its port touches nothing:
+ * no store opened, no recovery run against another conductor's nodes. Requests that arrive
+ * before the app is attached are answered 503.
+ */
+async function bindApi(config: ConductorConfig): Promise<{
+  server: Server;
+  port: number;
+  serve(handler: RequestListener): void;
+  close(): Promise<void>;
+}> {
+  let handler: RequestListener = (_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
+    res.end('the conductor is starting\n');
+  };
+  const server = createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const p = bindProblem(e.code ?? e.message, apiBinding(config));
+      reject(new KilnError('CONFLICT', `${p.message}; ${p.fix}`, { cause: e }));
+    });
+    server.listen(config.api.port, config.api.host, () => resolve());
+  });
+  const addr = server.address();
+  return {
+    server,
+    port: typeof addr === 'object' && addr ? addr.port : config.api.port,
+    serve: (h) => {
+      handler = h;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections?.();
+      }),
+  };
+}
+
+/** The workflow each node gets: by default fake BMCs the fake one, real BMCs the agent one. */
+function createWorkflows(
+  config: ConductorConfig,
+  deps: { publicUrl: string; cache: ImageCache | null; log: Logger },
+): (node: NodeRecord) => Workflow {
   const fake = createFakeWorkflow();
-  // The URL ramdisks use (see derivePublicUrl); the port is only known for sure once listening.
-  const bootAddrs = Object.values(addrs.addresses);
-  let publicUrl = derivePublicUrl(config, config.api.port, bootAddrs);
-  const cache = config.images.cache
-    ? new ImageCache({ store, dir: resolve(config.images.cache_dir), log })
-    : null;
-  const agentClient = new AgentClient({ log: log.child({ component: 'agent-client' }) });
-  let engineRef: ProvisionEngine | undefined;
+  const agentClient = new AgentClient({ log: deps.log.child({ component: 'agent-client' }) });
   const agentWorkflow = createAgentWorkflow({
     clientFor: (node) => agentClient.forNode(node),
-    imageUrl: (image) => (cache ? `${publicUrl}/images/${image.uuid}` : image.url),
+    imageUrl: (image) => (deps.cache ? `${deps.publicUrl}/images/${image.uuid}` : image.url),
     fastTrack: config.conductor.fast_track,
     configDrive: (node) => {
       // The OpenStack config drive: hostname and identity, plus what the deploy request gave.
@@ -152,66 +216,55 @@ export async function startConductor(
       });
     },
   });
-  const workflowFor =
-    over.workflowFor ??
-    ((node: NodeRecord) => {
-      // Like Ironic: the deploy interface may be chosen per node (fake BMC + agent is the
-      // developer's set-up); by default fake BMCs get the fake workflow.
-      const chosen = node.properties.deploy_interface ?? (node.driver === 'fake' ? 'fake' : 'agent');
-      return chosen === 'fake' ? fake : agentWorkflow;
-    });
-  const engine = new ProvisionEngine({
-    store,
-    power,
-    log,
-    workflowFor,
-    conductorId: config.conductor.id,
-    automatedClean: config.conductor.automated_clean,
-    callbackTimeoutS: config.conductor.callback_timeout_s,
-  });
-  engineRef = engine;
-  const nodes = new NodeService(store, log.child({ component: 'nodes' }));
-  await engine.recover();
+  return (node) => {
+    // Like Ironic: the deploy interface may be chosen per node (fake BMC + agent is the
+    // developer's set-up); by default fake BMCs get the fake workflow.
+    const chosen = node.properties.deploy_interface ?? (node.driver === 'fake' ? 'fake' : 'agent');
+    return chosen === 'fake' ? fake : agentWorkflow;
+  };
+}
 
-  const parts: ConductorParts = { config, store, engine, nodes, power, log };
-  const enrollment: EnrollmentSettings = {
+function enrollmentSettings(config: ConductorConfig): EnrollmentSettings {
+  return {
     policy: config.enrollment.policy,
     allowMacPrefixes: config.enrollment.allow_mac_prefixes,
     bmcUsername: config.enrollment.bmc_username,
     bmcPassword: config.enrollment.bmc_password,
   };
-  // Filled in once the API listens, when the port is only known then.
-  const urls = { kernel: '', initrd: '', api: '' };
-  const targets = createBootTargets({ store, urls, enrollment, extraArgs: config.boot.kernel_args });
-  // The HTTP loader route (UEFI HTTP boot, also with your own DHCP) follows configured loaders
-  // that link out of the TFTP root; the boot services do the same for TFTP when they run.
-  const httpLoaders =
-    boot.enabled && config.boot.tftp.enabled
-      ? null
-      : await prepareLoaders(boot.services.dhcp.loaders ?? {}, boot.loadersDir);
+}
+
+/** The routers beside the REST API: ramdisk lookup/heartbeat, discovery, boot files and scripts, images. */
+function createRouters(
+  parts: ConductorParts,
+  deps: {
+    boot: ReturnType<typeof bootSettings>;
+    targets: ReturnType<typeof createBootTargets>;
+    enrollment: EnrollmentSettings;
+    cache: ImageCache | null;
+    extra: Router[];
+  },
+): Router[] {
+  const { config, store, engine, nodes, log } = parts;
+  const { boot, targets } = deps;
   const lookup = async (mac: string): Promise<BootScriptInput> => {
     const t = await targets.lookup(mac);
     return t.action === 'ramdisk' ? { ...t, ...boot.script } : t;
   };
-  const routers: Router[] = [
+  return [
     createRamdiskRouter({
       store,
       log,
       fastTrack: config.conductor.fast_track,
       heartbeatTimeoutS: config.conductor.heartbeat_timeout_s,
       lockHolder: `${config.conductor.id}:ramdisk`,
-      onHeartbeat: (node) => {
-        void engineRef
-          ?.resume(node.uuid)
-          .catch((e) => log.error({ err: e, node: node.uuid }, 'heartbeat processing failed'));
-      },
+      heartbeats: engine,
     }),
     discoveryRouter({
       store,
       nodes,
       engine,
       log: log.child({ component: 'discovery' }),
-      settings: enrollment,
+      settings: deps.enrollment,
     }),
     createBootRouter({
       lookup,
@@ -219,70 +272,19 @@ export async function startConductor(
       loadersDir: boot.loadersDir,
       log: log.child({ component: 'boot-http' }),
     }),
-    ...(cache ? [cache.router()] : []),
-    ...(over.extraRouters?.(parts) ?? []),
+    ...(deps.cache ? [deps.cache.router()] : []),
+    ...deps.extra,
   ];
-  const app = createApp({
-    store,
-    nodes,
-    engine,
-    log,
-    bodyLimit: config.api.body_limit,
-    publicUrl: config.api.public_url,
-    extraRouters: routers,
-  });
+}
 
-  // What was opened so far, closed again if the start fails (the process must be able to exit).
-  const undo = async () => {
-    httpLoaders?.release();
-    await registry?.close();
-    if (!over.store) await store.close();
-  };
-  let server: Server;
-  try {
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.api.port, config.api.host, () => resolve(s));
-      s.once('error', (e: NodeJS.ErrnoException) => {
-        const p = bindProblem(e.code ?? e.message, apiBinding(config));
-        reject(new KilnError('CONFLICT', `${p.message}; ${p.fix}`, { cause: e }));
-      });
-    });
-  } catch (e) {
-    await undo();
-    throw e;
-  }
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.api.port;
-  const host = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
-  const url = config.api.public_url ?? `http://${host}:${port}`;
-  publicUrl = derivePublicUrl(config, port, bootAddrs);
-  Object.assign(urls, {
-    kernel: `${publicUrl}/boot/files/${RAMDISK_FILES.kernel}`,
-    initrd: `${publicUrl}/boot/files/${RAMDISK_FILES.initrd}`,
-    api: publicUrl,
-  });
-
-  let bootServices: BootServices | null = null;
-  if (boot.enabled) {
-    try {
-      bootServices = await startBootServices(boot.services, {
-        log,
-        policy: (mac) => targets.policy(mac),
-        urls: httpBootUrls(port),
-      });
-    } catch (e) {
-      await new Promise((r) => server.close(r));
-      await undo();
-      throw e;
-    }
-  }
-
-  const timers: NodeJS.Timeout[] = [];
+/** The call-back watchdog, polling of waiting agents, and power sync; stop() ends them. */
+function startPeriodicTasks(parts: ConductorParts): { stop(): Promise<void> } {
+  const { config, engine, store, power, log } = parts;
   const watchdog = setInterval(() => {
     engine.checkCallbackTimeouts().catch((e) => log.error({ err: e }, 'call-back watchdog failed'));
     engine.pollWaiting().catch((e) => log.error({ err: e }, 'polling waiting agents failed'));
   }, config.conductor.watchdog_interval_s * 1000);
-  timers.push(watchdog);
+  watchdog.unref();
   const sync =
     config.conductor.power_sync_interval_s > 0
       ? createPowerSync({
@@ -294,43 +296,131 @@ export async function startConductor(
         })
       : null;
   sync?.start();
-  for (const t of timers) t.unref();
-
-  log.info(
-    {
-      url,
-      public_url: publicUrl,
-      db: store.kind,
-      conductor: config.conductor.id,
-      boot: config.boot.interfaces,
-      problems: problems.length,
-    },
-    'conductor started',
-  );
-
-  let closed = false;
   return {
-    ...parts,
-    url,
-    publicUrl,
-    problems,
-    server,
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const t of timers) clearInterval(t);
+    async stop() {
+      clearInterval(watchdog);
       await sync?.stop();
-      await bootServices?.stop();
-      httpLoaders?.release();
-      await registry?.close();
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections?.();
-      });
-      // Let running work reach its next committed state; whatever can't is failed by recover() on restart.
-      await Promise.race([engine.drain(), new Promise((r) => setTimeout(r, 10_000))]);
-      if (!over.store) await store.close();
-      log.info('conductor stopped');
     },
   };
+}
+
+/**
+ * Start a conductor, in this order: checks, the API socket (so every URL is known from here
+ * on), store and power drivers, engine (with recovery), boot targets and routers, the API app,
+ * boot services, periodic tasks. A failing step closes what the earlier ones opened.
+ */
+export async function startConductor(
+  config: ConductorConfig,
+  log: Logger,
+  over: ConductorOverrides = {},
+): Promise<RunningConductor> {
+  const boot = bootSettings(config);
+  const { problems, bootAddrs } = await startupChecks(config, log);
+  const api = await bindApi(config);
+  const urls = conductorUrls(config, api.port, bootAddrs);
+
+  // What was opened so far, closed again (last first) if the start fails: the process must be able to exit.
+  const opened: (() => unknown)[] = [() => api.close()];
+  const undo = async () => {
+    for (const close of opened.reverse()) await close();
+  };
+  try {
+    const store = over.store ?? (await openStore(config.database.url));
+    if (!over.store) opened.push(() => store.close());
+    const registry = over.power ? null : createPowerRegistry({ log });
+    if (registry) opened.push(() => registry.close());
+    const power = over.power ?? registry!;
+    const cache = config.images.cache
+      ? new ImageCache({ store, dir: resolve(config.images.cache_dir), log })
+      : null;
+    const engine = new ProvisionEngine({
+      store,
+      power,
+      log,
+      workflowFor: over.workflowFor ?? createWorkflows(config, { publicUrl: urls.publicUrl, cache, log }),
+      conductorId: config.conductor.id,
+      automatedClean: config.conductor.automated_clean,
+      callbackTimeoutS: config.conductor.callback_timeout_s,
+    });
+    const nodes = new NodeService(store, log.child({ component: 'nodes' }));
+    await engine.recover();
+    const parts: ConductorParts = { config, store, engine, nodes, power, log };
+
+    const enrollment = enrollmentSettings(config);
+    const targets = createBootTargets({
+      store,
+      urls: urls.ramdisk,
+      enrollment,
+      extraArgs: config.boot.kernel_args,
+    });
+    // The HTTP loader route (UEFI HTTP boot, also with your own DHCP) follows configured loaders
+    // that link out of the TFTP root; the boot services do the same for TFTP when they run.
+    const httpLoaders =
+      boot.enabled && config.boot.tftp.enabled
+        ? null
+        : await prepareLoaders(boot.services.dhcp.loaders ?? {}, boot.loadersDir);
+    if (httpLoaders) opened.push(() => httpLoaders.release());
+    const app = createApp({
+      store,
+      nodes,
+      engine,
+      log,
+      bodyLimit: config.api.body_limit,
+      publicUrl: config.api.public_url,
+      extraRouters: createRouters(parts, {
+        boot,
+        targets,
+        enrollment,
+        cache,
+        extra: over.extraRouters?.(parts) ?? [],
+      }),
+    });
+    api.serve(app.callback());
+
+    const bootServices: BootServices | null = boot.enabled
+      ? await startBootServices(boot.services, {
+          log,
+          policy: (mac) => targets.policy(mac),
+          urls: urls.netboot,
+        })
+      : null;
+    const periodic = startPeriodicTasks(parts);
+
+    log.info(
+      {
+        url: urls.url,
+        public_url: urls.publicUrl,
+        db: store.kind,
+        conductor: config.conductor.id,
+        boot: config.boot.interfaces,
+        problems: problems.length,
+      },
+      'conductor started',
+    );
+
+    let closed = false;
+    return {
+      ...parts,
+      url: urls.url,
+      publicUrl: urls.publicUrl,
+      problems,
+      server: api.server,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await periodic.stop();
+        await bootServices?.stop();
+        httpLoaders?.release();
+        await registry?.close();
+        await api.close();
+        // Let running work reach its next committed state; whatever can't is failed by recover() on restart.
+        await Promise.race([engine.drain(), new Promise((r) => setTimeout(r, 10_000))]);
+        if (!over.store) await store.close();
+        log.info('conductor stopped');
+      },
+    };
+  } catch (e) {
+    await undo();
+    throw e;
+  }
 }
