@@ -4,6 +4,7 @@
 // sockets, and IPA's inventory wants the raw TLVs anyway.
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import os from 'node:os';
+import { nicMac } from '../../shared/mac.ts';
 import type { InventoryInterface } from '../../shared/wire/ipa.ts';
 import type { Collector, CollectorContext } from './types.ts';
 
@@ -38,8 +39,8 @@ export async function physicalNics(fs: Fs = nodeFs): Promise<{ name: string; mac
   const out: { name: string; mac: string }[] = [];
   for (const name of (await fs.readdir(NET)).sort()) {
     if (name === 'lo' || !(await fs.exists(`${NET}/${name}/device`))) continue;
-    const mac = (await read(fs, `${NET}/${name}/address`))?.toLowerCase();
-    if (!mac || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) || mac === '00:00:00:00:00:00') continue;
+    const mac = nicMac(await read(fs, `${NET}/${name}/address`));
+    if (!mac) continue;
     out.push({ name, mac });
   }
   return out;

@@ -10,7 +10,6 @@ import type { NodeRecord, Store } from '../store/store.ts';
 import {
   createRamdiskRouter,
   maskSecrets,
-  normaliseMac,
   requestedVersion,
   versionRouter,
   wipeAgentToken,
@@ -287,8 +286,6 @@ describe('heartbeat', () => {
 });
 
 test('helpers', () => {
-  assert.equal(normaliseMac('AA-BB-CC-DD-EE-FF'), 'aa:bb:cc:dd:ee:ff');
-  assert.equal(normaliseMac('aa:bb-cc:dd:ee:ff'), null);
   assert.equal(requestedVersion(undefined), '1.1');
   assert.throws(() => requestedVersion('1'), /Invalid value/);
   assert.deepEqual(maskSecrets({ a: { password: 'p', x: 1 }, agent_secret_token: 't', empty_token: null }), {

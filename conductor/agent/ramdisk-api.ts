@@ -7,6 +7,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { isKilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { normaliseMac } from '../../shared/mac.ts';
 import { ProvisionState } from '../../shared/states.ts';
 import { IRONIC_API_MAX_VERSION, IRONIC_API_MIN_VERSION } from '../../shared/version.ts';
 import { compareVersions, HeartbeatBody, IRONIC_API, MASKED } from '../../shared/wire/ipa.ts';
@@ -91,12 +92,6 @@ export function requestedVersion(header: string | undefined): string {
     );
   }
   return h;
-}
-
-/** oslo's is_valid_mac, normalised to lower-case colon form. */
-export function normaliseMac(addr: string): string | null {
-  const s = addr.trim().toLowerCase();
-  return /^[0-9a-f]{2}([-:])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/.test(s) ? s.replace(/-/g, ':') : null;
 }
 
 /** secrets.token_urlsafe(): 32 random bytes, 43 URL-safe characters. */

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from '../../shared/log.ts';
+import { normaliseMac } from '../../shared/mac.ts';
 import { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
 import { resolveUnderRoot } from './tftp/resolve.ts';
 
@@ -19,8 +20,6 @@ export interface BootRouterDeps {
   loadersDir?: string;
   log: Logger;
 }
-
-const MAC_RE = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
 type Range = { start: number; end: number } | 'unsatisfiable' | null;
 
@@ -101,13 +100,13 @@ export function createBootRouter(deps: BootRouterDeps): Router {
   const r = new Router({ prefix: '/boot' });
   r.get('/ipxe', async (ctx) => {
     const mac = String(ctx.query.mac ?? '');
-    if (!MAC_RE.test(mac)) {
+    const norm = normaliseMac(mac);
+    if (!norm) {
       ctx.status = 400;
       ctx.type = 'text/plain';
       ctx.body = `#!ipxe\necho Kiln: the script URL needs ?mac=aa:bb:cc:dd:ee:ff (got ${JSON.stringify(mac).slice(0, 40)})\nexit\n`;
       return;
     }
-    const norm = mac.toLowerCase().replace(/-/g, ':');
     const input = await deps.lookup(norm, { remoteAddress: ctx.ip });
     ctx.type = 'text/plain';
     ctx.set('Cache-Control', 'no-store');

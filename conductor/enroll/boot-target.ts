@@ -5,6 +5,7 @@
 // - an unknown machine boots the ramdisk with the inspection call-back (first-boot enrollment),
 //   if the enrollment policy admits it; otherwise it is ignored.
 
+import { normaliseMac } from '../../shared/mac.ts';
 import { ProvisionState } from '../../shared/states.ts';
 import type { BootScriptInput } from '../boot/ipxe/script.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
@@ -46,7 +47,8 @@ const RAMDISK_STATES: readonly string[] = [
 ];
 
 export async function nodeForMac(store: Store, mac: string): Promise<NodeRecord | undefined> {
-  const port = await store.ports.getByAddress(mac.toLowerCase().replace(/-/g, ':'));
+  const address = normaliseMac(mac);
+  const port = address ? await store.ports.getByAddress(address) : undefined;
   return port ? store.nodes.get(port.node_uuid) : undefined;
 }
 

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { BmcAddressError, parseBmcAddress } from '../../shared/bmc.ts';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { normaliseMac } from '../../shared/mac.ts';
 import { BUSY_STATES, ProvisionState } from '../../shared/states.ts';
 import type { NodeCreate, NodeUpdate, PortCreate } from '../../shared/wire/api.ts';
 import type { NodePatch, NodeRecord, PortRecord, Store } from '../store/store.ts';
@@ -197,7 +198,7 @@ export class NodeService {
   async deletePort(uuidOrMac: string, actor: string): Promise<void> {
     const port = UUID_RE.test(uuidOrMac)
       ? await this.store.ports.get(uuidOrMac.toLowerCase())
-      : await this.store.ports.getByAddress(uuidOrMac.toLowerCase().replace(/-/g, ':'));
+      : await this.store.ports.getByAddress(normaliseMac(uuidOrMac) ?? uuidOrMac);
     if (!port)
       throw new KilnError('NOT_FOUND', `port ${uuidOrMac} not found; list ports with 'kiln port list'`);
     await this.store.ports.delete(port.uuid);

@@ -1,6 +1,7 @@
 // What every Store implementation shares: the columns a patch may write, list limits, and the
 // errors (same codes and wording whichever database is behind the store).
 import { KilnError } from '../../shared/errors.ts';
+import { normaliseMac } from '../../shared/mac.ts';
 import type { NodePatch } from './store.ts';
 
 export const DEFAULT_LIMIT = 1000;
@@ -30,6 +31,14 @@ export const PATCH_COLUMNS = [
 ] as const satisfies readonly (keyof NodePatch)[];
 
 export const now = () => new Date().toISOString();
+
+/**
+ * How a port's address is stored and looked up: aa:bb:cc:dd:ee:ff for any spelling of a MAC
+ * (shared/mac.ts); anything else only lower-cased, so it is kept but matches no real MAC.
+ */
+export function macKey(address: string): string {
+  return normaliseMac(address) ?? address.toLowerCase();
+}
 
 export function label(node: { name: string | null; uuid: string }): string {
   return node.name ?? node.uuid;

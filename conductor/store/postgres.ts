@@ -6,7 +6,16 @@
 import pg from 'pg';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
-import { JSON_COLUMNS, label, limitOf, nodeLocked, nodeNotFound, now, PATCH_COLUMNS } from './common.ts';
+import {
+  JSON_COLUMNS,
+  label,
+  limitOf,
+  macKey,
+  nodeLocked,
+  nodeNotFound,
+  now,
+  PATCH_COLUMNS,
+} from './common.ts';
 import { POSTGRES_MIGRATIONS, pendingMigrations } from './migrations.ts';
 import type {
   EventRecord,
@@ -362,7 +371,7 @@ function nodeStore(pool: pg.Pool): NodeStore {
 function portStore(pool: pg.Pool): PortStore {
   return {
     async create(port) {
-      const address = port.address.toLowerCase();
+      const address = macKey(port.address);
       try {
         const { rows } = await pool.query(
           `INSERT INTO ports (uuid, address, node_uuid, pxe_enabled, extra, created_at)
@@ -399,7 +408,7 @@ function portStore(pool: pg.Pool): PortStore {
     },
 
     async getByAddress(address) {
-      const { rows } = await pool.query('SELECT * FROM ports WHERE address = $1', [address.toLowerCase()]);
+      const { rows } = await pool.query('SELECT * FROM ports WHERE address = $1', [macKey(address)]);
       return rows[0] ? portFromRow(rows[0]) : undefined;
     },
 

@@ -5,7 +5,16 @@
 import Database from 'better-sqlite3';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
-import { JSON_COLUMNS, label, limitOf, nodeLocked, nodeNotFound, now, PATCH_COLUMNS } from './common.ts';
+import {
+  JSON_COLUMNS,
+  label,
+  limitOf,
+  macKey,
+  nodeLocked,
+  nodeNotFound,
+  now,
+  PATCH_COLUMNS,
+} from './common.ts';
 import { pendingMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import type {
   EventRecord,
@@ -334,7 +343,7 @@ function portStore(db: Db): PortStore {
     db.prepare('SELECT * FROM ports WHERE uuid = ?').get(uuid) as Row | undefined;
   return {
     async create(p) {
-      const address = p.address.toLowerCase();
+      const address = macKey(p.address);
       try {
         db.prepare(
           `INSERT INTO ports (uuid, address, node_uuid, pxe_enabled, extra, created_at)
@@ -374,9 +383,7 @@ function portStore(db: Db): PortStore {
     },
 
     async getByAddress(address) {
-      const row = db.prepare('SELECT * FROM ports WHERE address = ?').get(address.toLowerCase()) as
-        | Row
-        | undefined;
+      const row = db.prepare('SELECT * FROM ports WHERE address = ?').get(macKey(address)) as Row | undefined;
       return row ? portFromRow(row) : undefined;
     },
 

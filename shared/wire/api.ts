@@ -2,15 +2,18 @@
 // edge and also generate the OpenAPI document, so the two can't drift apart.
 import { z } from 'zod';
 import { DRIVERS } from '../bmc.ts';
+import { normaliseMac } from '../mac.ts';
 import { POWER_TARGETS, PROVISION_ACTIONS, PROVISION_STATES } from '../states.ts';
 
 const Json = z.record(z.string(), z.unknown());
 
-export const MacAddress = z
-  .string()
-  .trim()
-  .transform((s) => s.toLowerCase().replace(/-/g, ':'))
-  .pipe(z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56'));
+/** A MAC in any spelling shared/mac.ts accepts, as aa:bb:cc:dd:ee:ff. */
+export const MacAddress = z.string().transform((s, ctx) => {
+  const mac = normaliseMac(s);
+  if (mac) return mac;
+  ctx.addIssue({ code: 'custom', message: 'must be a MAC address like 52:54:00:12:34:56' });
+  return z.NEVER;
+});
 
 export const NodeName = z
   .string()

@@ -2,6 +2,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { KilnError } from '../../../shared/errors.ts';
+import { normaliseMac } from '../../../shared/mac.ts';
 import { PortCreate } from '../../../shared/wire/api.ts';
 import { resolveNode } from '../../nodes/service.ts';
 import type { ApiDeps } from '../app.ts';
@@ -22,7 +23,7 @@ export function portsRouter(deps: ApiDeps): Router {
   r.get('/', async (ctx) => {
     const q = parse(PortQuery, ctx.query, 'query');
     if (q.address) {
-      const p = await store.ports.getByAddress(q.address.toLowerCase().replace(/-/g, ':'));
+      const p = await store.ports.getByAddress(normaliseMac(q.address) ?? q.address);
       ctx.body = { ports: p ? [presentPort(p)] : [] };
       return;
     }

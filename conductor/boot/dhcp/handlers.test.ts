@@ -160,6 +160,21 @@ describe('full mode', () => {
     assert.equal((await handleFull(pxe('02:00:00:00:00:08', 1), meta, d))?.packet.yiaddr, '10.0.0.100');
   });
 
+  test('a reservation written with dashes or upper case matches (it used to be keyed as written and never matched)', async () => {
+    const subnet = new Subnet({
+      cidr: '10.0.0.0/24',
+      rangeStart: '10.0.0.100',
+      rangeEnd: '10.0.0.102',
+      reservations: [{ mac: '02-00-00-00-00-4A', ip: '10.0.0.74' }],
+    });
+    const d = deps({ pool: new LeasePool([subnet], new MemoryLeaseStore()) });
+    assert.equal((await handleFull(pxe('02:00:00:00:00:4a', 1), meta, d))?.packet.yiaddr, '10.0.0.74');
+    assert.throws(
+      () => new Subnet({ ...subnet.config, reservations: [{ mac: 'nope', ip: '10.0.0.5' }] }),
+      /not a MAC address/,
+    );
+  });
+
   test('REQUEST naming another server withdraws our offer; unavailable address is NAKed', async () => {
     const d = deps();
     await handleFull(pxe('02:00:00:00:00:01', 1), meta, d);

@@ -1,6 +1,7 @@
 // DHCPv4 packet codec (RFC 2131 section 2 layout, RFC 2132 options, RFC 3396 long options).
 // parsePacket never lets a RangeError out: any malformed input becomes a DhcpParseError that
 // says which field is wrong, so the server can log one line and drop the datagram.
+import { formatMac, hardwareAddressBytes } from '../../../shared/mac.ts';
 import { decodeText, Opt } from './options.ts';
 
 export const BOOTREQUEST = 1;
@@ -193,15 +194,13 @@ function rank(code: number): number {
 /** Hardware address as lower-case aa:bb:cc:dd:ee:ff (hlen bytes of chaddr). */
 export function macOf(p: DhcpPacket): string {
   const n = Math.min(p.hlen || 6, 16);
-  return [...p.chaddr.subarray(0, n)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return formatMac(p.chaddr.subarray(0, n));
 }
 
 export function macToBytes(mac: string): Buffer {
-  const parts = mac.split(/[:-]/);
-  if (parts.length < 1 || parts.length > 16 || parts.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) {
-    throw new RangeError(`not a hardware address: ${mac}`);
-  }
-  return Buffer.from(parts.map((x) => Number.parseInt(x, 16)));
+  const bytes = hardwareAddressBytes(mac);
+  if (!bytes) throw new RangeError(`not a hardware address: ${mac}`);
+  return Buffer.from(bytes);
 }
 
 /** A blank BOOTREQUEST for tests and tools; chaddr from the MAC string. */

@@ -1,5 +1,6 @@
 // Whether a netboot client gets a boot file. The conductor supplies the real policy (enroll unknown
 // machines, ignore them, or allow only some); the small ones here cover the common cases.
+import { macPrefixMatcher } from '../../../shared/mac.ts';
 import type { Arch, ClientInfo } from './netboot.ts';
 
 export type BootDecision = 'boot' | 'ignore';
@@ -18,14 +19,9 @@ export const ignoreAll: BootPolicy = () => 'ignore';
 
 /**
  * Boot only MACs that start with one of the prefixes ("52:54:00", "52-54-00-12", "525400" all
- * work; case-insensitive). Everything else is ignored.
+ * work; case-insensitive; see shared/mac.ts). Everything else is ignored.
  */
 export function allowMacPrefixes(prefixes: string[]): BootPolicy {
-  const norm = prefixes.map((p) => p.toLowerCase().replace(/[^0-9a-f]/g, ''));
-  for (const p of norm)
-    if (p.length === 0) throw new RangeError('an empty MAC prefix would allow every machine');
-  return (mac) => {
-    const m = mac.toLowerCase().replace(/[^0-9a-f]/g, '');
-    return norm.some((p) => m.startsWith(p)) ? 'boot' : 'ignore';
-  };
+  const allowed = macPrefixMatcher(prefixes);
+  return (mac) => (allowed(mac) ? 'boot' : 'ignore');
 }

@@ -1,4 +1,5 @@
 // Address pools for full mode: IPv4 arithmetic and the subnet configuration.
+import { normaliseMac } from '../../../shared/mac.ts';
 
 export interface ReservationConfig {
   mac: string;
@@ -61,7 +62,9 @@ export class Subnet {
     }
     this.leaseTime = config.leaseTime ?? 3600;
     for (const r of config.reservations ?? []) {
-      const mac = r.mac.toLowerCase();
+      // Keyed by the form macOf gives a packet's chaddr, so "52-54-00-…" reservations match too.
+      const mac = normaliseMac(r.mac);
+      if (!mac) throw new RangeError(`reservation ${r.mac} → ${r.ip}: not a MAC address`);
       const ip = ipToInt(r.ip);
       if (!this.containsInt(ip))
         throw new RangeError(`reservation ${mac} → ${r.ip} is outside subnet ${config.cidr}`);
