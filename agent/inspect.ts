@@ -3,20 +3,13 @@
 // machines it has never seen. A `{"uuid": ...}` answer names the node for the lookup that follows.
 // Failures are logged and the agent goes on to lookup, as IPA does.
 import type { Logger } from '../shared/log.ts';
-import type { Inventory, InventoryDisk } from '../shared/wire/ipa.ts';
+import { defaultRootDisk } from '../shared/root-disk.ts';
+import type { Inventory } from '../shared/wire/ipa.ts';
 import type { HttpClient } from './http.ts';
 import { AGENT_VERSION } from './version.ts';
 
-const GIB = 1024 ** 3;
-
-/** IPA's default root disk without hints: the smallest disk of at least 4 GiB (ties by name). */
-export function defaultRootDisk(disks: readonly InventoryDisk[]): InventoryDisk | null {
-  return (
-    [...disks]
-      .filter((d) => d.size >= 4 * GIB)
-      .sort((a, b) => a.size - b.size || a.name.localeCompare(b.name))[0] ?? null
-  );
-}
+/** IPA's default root disk without hints (shared/root-disk.ts). */
+export { defaultRootDisk };
 
 export interface InspectionOptions {
   url: string;

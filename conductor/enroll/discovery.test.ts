@@ -8,7 +8,7 @@ import { ProvisionEngine } from '../provision/engine.ts';
 import { createFakeWorkflow } from '../provision/fake-workflow.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import { createBootTargets } from './boot-target.ts';
-import { type EnrollmentSettings, processInspection } from './discovery.ts';
+import { type EnrollmentSettings, macAllowed, processInspection } from './discovery.ts';
 
 function inventory(
   over: { macs?: string[]; uuid?: string | null; serial?: string | null; bmc?: string | null } = {},
@@ -179,6 +179,35 @@ describe('first-boot enrollment', () => {
     );
     await assert.rejects(processInspection(d, {}), /no inventory/);
     assert.equal(await d.store.nodes.count(), 0);
+  });
+
+  it('an allow-list with an empty or malformed prefix admits nobody (an empty one used to admit every machine)', async () => {
+    for (const allowMacPrefixes of [[''], ['52:54:00', '*'], ['::']]) {
+      const d = await setup({ policy: 'allow', allowMacPrefixes });
+      await assert.rejects(processInspection(d, { inventory: inventory() }), /does not admit it/);
+      assert.equal(macAllowed(d.settings, '52:54:00:12:34:01'), false);
+    }
+    const d = await setup({ policy: 'allow', allowMacPrefixes: ['52-54-00'] });
+    assert.equal(macAllowed(d.settings, '52:54:00:12:34:01'), true);
+    assert.equal(macAllowed(d.settings, '52:54:01:12:34:01'), false);
+  });
+
+  it('takes the boot NIC from boot_interface in any MAC spelling, else the first NIC', async () => {
+    const d = await setup();
+    const inv = inventory({ macs: ['52:54:00:12:35:01', '52:54:00:12:35:02'] });
+    const r = await processInspection(d, { inventory: inv, boot_interface: '5254.0012.3502' });
+    assert.deepEqual(
+      (await d.store.ports.list({ node_uuid: r.node.uuid })).map((p) => [p.address, p.pxe_enabled]).sort(),
+      [
+        ['52:54:00:12:35:01', false],
+        ['52:54:00:12:35:02', true],
+      ],
+    );
+    const bare = inventory({ macs: ['52:54:00:12:36:01', '52:54:00:12:36:02'] });
+    bare.boot = { current_boot_mode: 'bios', pxe_interface: null };
+    const r2 = await processInspection(d, { inventory: bare });
+    assert.equal(r2.node.name, 'node-525400123601');
+    assert.equal((await d.store.ports.getByAddress('52:54:00:12:36:01'))?.pxe_enabled, true);
   });
 
   it('boots unknown machines into the ramdisk with the inspection call-back, active nodes from disk', async () => {

@@ -4,12 +4,13 @@
 // A machine seen before is matched by hardware and updated instead. With a BMC address in the
 // inventory and default BMC credentials configured, the node is then managed (BMC verified);
 // without, it waits in enroll for an operator to set its BMC.
-import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { macPrefixMatcher } from '../../shared/mac.ts';
 import type { Inventory } from '../../shared/wire/ipa.ts';
 import { bodyOf } from '../api/http.ts';
+import { addInventoryPorts, portsFromInventory, propertiesFromInventory } from '../nodes/from-inventory.ts';
 import type { NodeService } from '../nodes/service.ts';
 import type { ProvisionEngine } from '../provision/engine.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
@@ -34,38 +35,31 @@ export interface DiscoveryDeps {
   settings: EnrollmentSettings;
 }
 
+const matchers = new WeakMap<readonly string[], (mac: string) => boolean>();
+
+/**
+ * Whether the enrollment policy admits a MAC. Under "allow", a prefix list holding an empty or
+ * malformed prefix (see shared/mac.ts) admits nobody: it must never widen to every machine.
+ */
 export function macAllowed(settings: EnrollmentSettings, mac: string): boolean {
   if (settings.policy === 'enroll') return true;
   if (settings.policy === 'ignore') return false;
-  const m = mac.toLowerCase().replace(/[^0-9a-f]/g, '');
-  return settings.allowMacPrefixes.some((p) => m.startsWith(p.toLowerCase().replace(/[^0-9a-f]/g, '')));
-}
-
-function bootMac(body: { boot_interface?: unknown; inventory?: Partial<Inventory> }): string | null {
-  const raw = String(body.boot_interface ?? body.inventory?.boot?.pxe_interface ?? '');
-  const hex = raw
-    .toLowerCase()
-    .replace(/^01-/, '')
-    .replace(/[^0-9a-f]/g, '');
-  return hex.length === 12 ? hex.match(/../g)!.join(':') : null;
+  let allowed = matchers.get(settings.allowMacPrefixes);
+  if (!allowed) {
+    try {
+      allowed = macPrefixMatcher(settings.allowMacPrefixes);
+    } catch {
+      allowed = () => false;
+    }
+    matchers.set(settings.allowMacPrefixes, allowed);
+  }
+  return allowed(mac);
 }
 
 function learnedBmc(inv: Partial<Inventory>, s: EnrollmentSettings): string | null {
   const ip = inv.bmc_address;
   if (!ip || ip === '0.0.0.0' || !s.bmcUsername) return null;
   return `ipmi://${encodeURIComponent(s.bmcUsername)}@${ip}${s.bmcPort ? `:${s.bmcPort}` : ''}`;
-}
-
-function propertiesFrom(inv: Partial<Inventory>): Record<string, unknown> {
-  const disks = (inv.disks ?? []).filter((d) => d.size >= 4 * 1024 ** 3).sort((a, b) => a.size - b.size);
-  return {
-    cpu_arch: inv.cpu?.architecture,
-    cpus: inv.cpu?.count,
-    memory_mb:
-      inv.memory?.physical_mb ?? (inv.memory?.total ? Math.round(inv.memory.total / 1048576) : undefined),
-    local_gb: disks[0] ? Math.max(0, Math.floor(disks[0].size / 1024 ** 3) - 1) : undefined,
-    boot_mode: inv.boot?.current_boot_mode,
-  };
 }
 
 export interface DiscoveryResult {
@@ -87,9 +81,10 @@ export async function processInspection(
   }
   const fp: Fingerprint = fingerprint(inv);
   if (fp.macs.length === 0) throw new KilnError('VALIDATION_FAILED', 'inventory lists no valid MAC address');
-  const pxeMac = bootMac(body) ?? fp.macs[0]!;
+  const { ports, bootMac } = portsFromInventory(inv, body.boot_interface);
+  const pxeMac = bootMac!;
   const { match: found, suspects } = await identify(deps.store, fp);
-  const props = Object.fromEntries(Object.entries(propertiesFrom(inv)).filter(([, v]) => v !== undefined));
+  const props = propertiesFromInventory(inv);
 
   if (found) {
     const { node, by } = found;
@@ -97,17 +92,7 @@ export async function processInspection(
       inventory: inv as Record<string, unknown>,
       properties: { ...node.properties, ...props },
     });
-    const added: string[] = [];
-    for (const mac of fp.macs) {
-      if (await deps.store.ports.getByAddress(mac)) continue;
-      await deps.store.ports.create({
-        uuid: randomUUID(),
-        address: mac,
-        node_uuid: node.uuid,
-        pxe_enabled: mac === pxeMac,
-      });
-      added.push(mac);
-    }
+    const added = await addInventoryPorts(deps.store, node.uuid, ports);
     await deps.store.events.add({
       node_uuid: node.uuid,
       event: 'inspection_data',
@@ -137,15 +122,7 @@ export async function processInspection(
     },
     'discovery',
   );
-  for (const mac of fp.macs) {
-    if (await deps.store.ports.getByAddress(mac)) continue;
-    await deps.store.ports.create({
-      uuid: randomUUID(),
-      address: mac,
-      node_uuid: node.uuid,
-      pxe_enabled: mac === pxeMac,
-    });
-  }
+  await addInventoryPorts(deps.store, node.uuid, ports);
   await deps.store.nodes.update(node.uuid, { inventory: inv as Record<string, unknown> });
   for (const s of suspects) {
     const what = s.by === 'system_uuid' ? `system UUID ${fp.systemUuid}` : `serial ${fp.serial}`;

@@ -2,6 +2,7 @@
 // known MAC, the SMBIOS system UUID, or the system serial number. So a swapped NIC or disk finds
 // the same node instead of creating a duplicate (the way Digital Rebar fingerprints machines).
 import type { Inventory } from '../../shared/wire/ipa.ts';
+import { inventoryMacs } from '../nodes/from-inventory.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 
 export interface Fingerprint {
@@ -69,11 +70,8 @@ export function realIdentifier(v: string | null | undefined): string | null {
 }
 
 export function fingerprint(inv: Partial<Inventory>): Fingerprint {
-  const macs = (inv.interfaces ?? [])
-    .map((i) => String(i.mac_address ?? '').toLowerCase())
-    .filter((m) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) && m !== '00:00:00:00:00:00');
   return {
-    macs: [...new Set(macs)],
+    macs: inventoryMacs(inv),
     systemUuid: realIdentifier(inv.system_vendor?.system_uuid),
     serial: realIdentifier(inv.system_vendor?.serial_number),
   };

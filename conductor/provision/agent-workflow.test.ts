@@ -57,8 +57,10 @@ class ScriptedAgent implements AgentCommands {
     this.sent.push('install_bootloader');
     return this.rec('install_bootloader', 'SUCCEEDED');
   }
+  inventory?: Inventory;
   async getHardwareInfo(): Promise<Inventory> {
     this.sent.push('get_hardware_info');
+    if (this.inventory) return this.inventory;
     return {
       interfaces: [{ mac_address: '52:54:00:aa:00:02' }],
       cpu: { count: 4, architecture: 'x86_64' },
@@ -265,5 +267,38 @@ describe('agent workflow', () => {
     assert.equal(n.properties.memory_mb, 2048);
     assert.equal(n.properties.cpus, 4);
     assert.ok(await t.store.ports.getByAddress('52:54:00:aa:00:02'));
+  });
+
+  it('inspection takes node fields as enrollment does: only the boot NIC is pxe_enabled, no all-zero port, a value the inventory lacks is kept', async () => {
+    // Used to: every new port pxe_enabled, 00:00:00:00:00:00 registered as a port, and a missing
+    // memory size erasing the node's memory_mb.
+    const t = await setup(true);
+    await t.store.nodes.update(t.node.uuid, { properties: { memory_mb: 4096, capabilities: 'x' } });
+    t.agent.inventory = {
+      interfaces: [
+        { mac_address: '52:54:00:AA:00:02' },
+        { mac_address: '52:54:00:aa:00:03' },
+        { mac_address: '00:00:00:00:00:00' },
+      ],
+      cpu: { count: 4, architecture: 'x86_64' },
+      disks: [
+        { name: '/dev/vdb', size: 2 * 2 ** 30 },
+        { name: '/dev/vda', size: 8.5 * 2 ** 30 },
+      ],
+      boot: { current_boot_mode: 'uefi', pxe_interface: '01-52-54-00-aa-00-03' },
+    } as unknown as Inventory;
+    await t.engine.act(t.node.uuid, { target: 'inspect' }, 'op');
+    await t.engine.drain();
+    const n = await t.state();
+    assert.equal(n.provision_state, 'manageable');
+    assert.deepEqual(
+      { ...n.properties },
+      { memory_mb: 4096, capabilities: 'x', cpus: 4, cpu_arch: 'x86_64', local_gb: 7, boot_mode: 'uefi' },
+    );
+    const ports = await t.store.ports.list({ node_uuid: t.node.uuid });
+    assert.deepEqual(ports.map((p) => [p.address, p.pxe_enabled]).sort(), [
+      ['52:54:00:aa:00:02', false],
+      ['52:54:00:aa:00:03', true],
+    ]);
   });
 });

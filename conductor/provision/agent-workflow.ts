@@ -10,6 +10,7 @@ import {
   nodeDiskLabel,
   type Step,
 } from '../../shared/wire/ipa.ts';
+import { addInventoryPorts, portsFromInventory, propertiesFromInventory } from '../nodes/from-inventory.ts';
 import { nodeLabel } from '../nodes/service.ts';
 import type { ImageRecord, NodeRecord, PortRecord } from '../store/store.ts';
 import { withoutAgent } from './engine.ts';
@@ -149,35 +150,12 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
   }
 
   async function applyInventory(task: Task, inv: Inventory): Promise<void> {
-    const disks = (inv.disks ?? []) as { size?: number }[];
-    const root = disks
-      .filter((d) => (d.size ?? 0) >= 4 * 1024 ** 3)
-      .sort((a, b) => (a.size ?? 0) - (b.size ?? 0))[0];
-    const props: Info = {
-      ...task.node.properties,
-      cpu_arch: inv.cpu?.architecture ?? task.node.properties.cpu_arch,
-      cpus: inv.cpu?.count ?? task.node.properties.cpus,
-      memory_mb:
-        inv.memory?.physical_mb ?? (inv.memory?.total ? Math.round(inv.memory.total / 1048576) : undefined),
-      local_gb: root?.size ? Math.floor(root.size / 1024 ** 3) - 1 : task.node.properties.local_gb,
-      boot_mode: inv.boot?.current_boot_mode ?? task.node.properties.boot_mode,
-    };
+    const props: Info = { ...task.node.properties, ...propertiesFromInventory(inv) };
     await task.update({ inventory: inv as unknown as Info, properties: props });
-    const known = new Set((await ports(task)).map((p) => p.address));
-    for (const nic of inv.interfaces ?? []) {
-      const mac = String(nic.mac_address ?? '').toLowerCase();
-      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) || known.has(mac)) continue;
-      if (await task.store.ports.getByAddress(mac)) continue;
-      await task.store.ports.create({
-        uuid: crypto.randomUUID(),
-        address: mac,
-        node_uuid: task.node.uuid,
-        pxe_enabled: true,
-      });
-    }
+    await addInventoryPorts(task.store, task.node.uuid, portsFromInventory(inv).ports);
     await task.note(
       'inventory',
-      `inventory stored: ${inv.cpu?.count ?? '?'} CPUs, ${props.memory_mb ?? '?'} MiB, ${disks.length} disks`,
+      `inventory stored: ${inv.cpu?.count ?? '?'} CPUs, ${props.memory_mb ?? '?'} MiB, ${(inv.disks ?? []).length} disks`,
     );
   }
 
