@@ -10,6 +10,7 @@ import type { NodeRecord, Store } from '../store/store.ts';
 import {
   createRamdiskRouter,
   maskSecrets,
+  recordingHeartbeats,
   requestedVersion,
   versionRouter,
   wipeAgentToken,
@@ -29,9 +30,7 @@ before(async () => {
     log: silentLogger(),
     fastTrack: () => fastTrack,
     heartbeatTimeoutS: 123,
-    onHeartbeat: (n) => {
-      handled.push(n.uuid);
-    },
+    heartbeats: recordingHeartbeats(store, 'test', (n) => handled.push(n.uuid)),
   });
   for (const x of [versionRouter(), r]) app.use(x.routes());
   server = app.listen(0, '127.0.0.1');

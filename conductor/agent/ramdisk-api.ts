@@ -44,8 +44,12 @@ export const HEARTBEAT_STATES: readonly string[] = [
 export interface RamdiskApiDeps {
   store: Store;
   log: Logger;
-  /** Called after a heartbeat was recorded for a node in a work state; the engine continues there. */
-  onHeartbeat?: (node: NodeRecord) => void | Promise<void>;
+  /**
+   * Where heartbeats go: the provision engine records each under the node's reservation and
+   * continues the node's work under that same reservation. Without it heartbeats are only
+   * recorded (recordingHeartbeats), as a conductor-less ramdisk API does.
+   */
+  heartbeats?: HeartbeatSink;
   /** Accept lookups and heartbeats from live ramdisks in enroll/manageable/available. */
   fastTrack: boolean | ((node: NodeRecord) => boolean);
   /** Ironic's [api]ramdisk_heartbeat_timeout, handed to agents (default 300 s). */
@@ -56,6 +60,51 @@ export interface RamdiskApiDeps {
   lockHolder?: string;
   /** Ironic's [api]restrict_lookup (default true). */
   restrictLookup?: boolean;
+}
+
+/** What became of a heartbeat: skipped on a locked node, recorded, or recorded and continuing. */
+export type HeartbeatOutcome = 'locked' | 'gone' | 'recorded' | 'continuing';
+
+/** The seam between the ramdisk API and the provision engine (ProvisionEngine implements it). */
+export interface HeartbeatSink {
+  heartbeat(
+    nodeUuid: string,
+    record: (node: NodeRecord) => Partial<NodeRecord>,
+    opts: { commandRunning: boolean; resume: boolean },
+  ): Promise<HeartbeatOutcome>;
+}
+
+/**
+ * A sink that records heartbeats under the node's reservation and continues nothing; calls
+ * `onContinue` where an engine would continue the node's work (tests watch that).
+ */
+export function recordingHeartbeats(
+  store: Store,
+  holderBase: string,
+  onContinue?: (node: NodeRecord) => void,
+): HeartbeatSink {
+  return {
+    async heartbeat(uuid, record, opts) {
+      const holder = `${holderBase}-heartbeat-${randomBytes(4).toString('hex')}`;
+      try {
+        await store.nodes.reserve(uuid, holder);
+      } catch (e) {
+        if (isKilnError(e) && e.code === 'NODE_LOCKED') return 'locked';
+        throw e;
+      }
+      let node: NodeRecord;
+      try {
+        const current = await store.nodes.get(uuid);
+        if (!current) return 'gone';
+        node = await store.nodes.update(uuid, record(current));
+      } finally {
+        await store.nodes.release(uuid, holder);
+      }
+      if (!opts.resume || opts.commandRunning) return 'recorded';
+      onContinue?.(node);
+      return 'continuing';
+    },
+  };
 }
 
 /** An error answered in Ironic's shape. */
@@ -383,7 +432,12 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
     }),
   );
 
-  /** The asynchronous half of Ironic's heartbeat: record, then let the engine continue. */
+  const sink = deps.heartbeats ?? recordingHeartbeats(deps.store, holderBase);
+
+  /**
+   * The asynchronous half of Ironic's heartbeat, in one reservation: the sink records what the
+   * agent reported and, in a work state, continues the node's work.
+   */
   async function recordHeartbeat(node: NodeRecord, b: HeartbeatBody): Promise<void> {
     const ft = fastTrack(node);
     const recordOnly = ft && FAST_TRACK_STATES.includes(node.provision_state);
@@ -394,37 +448,25 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       );
       return;
     }
-    const holder = `${holderBase}-heartbeat-${randomBytes(4).toString('hex')}`;
-    try {
-      await deps.store.nodes.reserve(node.uuid, holder);
-    } catch (e) {
-      if (isKilnError(e) && e.code === 'NODE_LOCKED') {
-        // As Ironic: a busy node skips this heartbeat; the next one arrives soon.
-        log.debug({ node: node.uuid }, 'node locked; heartbeat skipped');
-        return;
-      }
-      throw e;
-    }
-    let updated: NodeRecord;
-    try {
-      const fresh = (await deps.store.nodes.get(node.uuid)) ?? node;
-      const info: Record<string, unknown> = {
-        ...fresh.driver_internal_info,
-        agent_url: b.callback_url,
-        agent_version: b.agent_version ?? null,
-        agent_last_heartbeat: new Date().toISOString(),
-      };
-      if (b.agent_verify_ca) info.agent_verify_ca = b.agent_verify_ca;
-      if (b.kiln_progress !== undefined) info.agent_progress = b.kiln_progress;
-      updated = await deps.store.nodes.update(node.uuid, { driver_internal_info: info });
-    } finally {
-      await deps.store.nodes.release(node.uuid, holder);
-    }
-    log.debug({ node: node.uuid, state: updated.provision_state }, 'heartbeat recorded');
-    if (recordOnly || !deps.onHeartbeat) return;
-    Promise.resolve()
-      .then(() => deps.onHeartbeat!(updated))
-      .catch((e) => log.error({ node: node.uuid, err: e }, 'heartbeat handler failed'));
+    const outcome = await sink.heartbeat(
+      node.uuid,
+      (fresh) => {
+        const info: Record<string, unknown> = {
+          ...fresh.driver_internal_info,
+          agent_url: b.callback_url,
+          agent_version: b.agent_version ?? null,
+          agent_last_heartbeat: new Date().toISOString(),
+        };
+        if (b.agent_verify_ca) info.agent_verify_ca = b.agent_verify_ca;
+        if (b.kiln_progress !== undefined) info.agent_progress = b.kiln_progress;
+        return { driver_internal_info: info };
+      },
+      // Progress is sent only while a command runs: nothing to ask the agent about yet.
+      { resume: !recordOnly, commandRunning: b.kiln_progress != null },
+    );
+    // As Ironic: a busy node skips this heartbeat; the next one arrives soon.
+    if (outcome === 'locked') log.debug({ node: node.uuid }, 'node locked; heartbeat skipped');
+    else log.debug({ node: node.uuid, outcome }, 'heartbeat recorded');
   }
 
   return router;

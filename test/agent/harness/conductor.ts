@@ -7,7 +7,12 @@
 import { parseArgs } from 'node:util';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { createRamdiskRouter, versionRouter, wipeAgentToken } from '../../../conductor/agent/ramdisk-api.ts';
+import {
+  createRamdiskRouter,
+  recordingHeartbeats,
+  versionRouter,
+  wipeAgentToken,
+} from '../../../conductor/agent/ramdisk-api.ts';
 import { openSqliteStore } from '../../../conductor/store/sqlite.ts';
 import { createLogger } from '../../../shared/log.ts';
 import type { ProvisionState } from '../../../shared/states.ts';
@@ -140,9 +145,7 @@ const ramdisk = createRamdiskRouter({
   log,
   fastTrack: values['fast-track'] ?? false,
   heartbeatTimeoutS: Number(values['heartbeat-timeout']),
-  onHeartbeat: (node) => {
-    heartbeatsHandled.push(node.uuid);
-  },
+  heartbeats: recordingHeartbeats(store, 'harness', (node) => heartbeatsHandled.push(node.uuid)),
 });
 
 for (const r of [values.stock ? stockVersion : versionRouter(), ramdisk, inspection, test]) {
