@@ -5,8 +5,6 @@ import type Router from '@koa/router';
 import { buildConfigDrive } from '../shared/configdrive.ts';
 import { KilnError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { AgentClient } from './agent/client.ts';
-import { createRamdiskRouter } from './agent/ramdisk-api.ts';
 import { createApp } from './api/app.ts';
 import { RAMDISK_FILES } from './boot/http.ts';
 import {
@@ -39,6 +37,8 @@ import { createAgentWorkflow } from './provision/agent-workflow.ts';
 import { ProvisionEngine } from './provision/engine.ts';
 import { createFakeWorkflow } from './provision/fake-workflow.ts';
 import type { Workflow } from './provision/workflow.ts';
+import { AgentClient } from './ramdisk/client.ts';
+import { createRamdiskRouter } from './ramdisk/ramdisk-api.ts';
 import { openStore } from './store/open.ts';
 import type { NodeRecord, Store } from './store/store.ts';
 

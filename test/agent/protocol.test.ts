@@ -7,7 +7,7 @@ import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { AgentClient, isAgentBusy } from '../../conductor/agent/client.ts';
+import { AgentClient, isAgentBusy } from '../../conductor/ramdisk/client.ts';
 import { silentLogger } from '../../shared/log.ts';
 import {
   type AgentProc,

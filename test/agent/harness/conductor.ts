@@ -12,7 +12,7 @@ import {
   recordingHeartbeats,
   versionRouter,
   wipeAgentToken,
-} from '../../../conductor/agent/ramdisk-api.ts';
+} from '../../../conductor/ramdisk/ramdisk-api.ts';
 import { openSqliteStore } from '../../../conductor/store/sqlite.ts';
 import { createLogger } from '../../../shared/log.ts';
 import type { ProvisionState } from '../../../shared/states.ts';
