@@ -16,7 +16,7 @@ import type { ImageRecord, NodeRecord, PortRecord } from '../store/store.ts';
 import { withoutAgent } from './engine.ts';
 import type { PhaseResult, Task, Workflow } from './workflow.ts';
 
-/** What the workflow asks of an agent; conductor/agent/client.ts implements it over HTTP. */
+/** What the workflow asks of an agent; conductor/ramdisk/client.ts implements it over HTTP. */
 export interface AgentCommands {
   getCleanSteps(node: unknown, ports: unknown[]): Promise<Step[]>;
   executeCleanStep(
