@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'AGENT_ERROR'
   | 'IMAGE_ORIGIN_FAILED'
   | 'CONFIG_INVALID'
+  | 'VERSION_UNSUPPORTED'
+  | 'EXEC_FAILED'
+  | 'DHCP_MALFORMED'
+  | 'INVALID_IMAGE_INFO'
   | 'INTERNAL';
 
 /** CLI exit codes, shared by every command: scripts branch on them. */
@@ -36,6 +40,14 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; exit: ExitCode }> 
   AGENT_ERROR: { status: 502, exit: EXIT.error },
   IMAGE_ORIGIN_FAILED: { status: 502, exit: EXIT.error },
   CONFIG_INVALID: { status: 400, exit: EXIT.usage },
+  /** An API microversion outside the supported range (Ironic's 406). */
+  VERSION_UNSUPPORTED: { status: 406, exit: EXIT.usage },
+  /** An external tool (ipmitool, sgdisk, …) failed, timed out or is not installed. */
+  EXEC_FAILED: { status: 500, exit: EXIT.error },
+  /** A DHCP packet that can't be parsed; dropped, never answered. */
+  DHCP_MALFORMED: { status: 400, exit: EXIT.usage },
+  /** image_info that does not describe a writable image (shared/wire/image-info.ts). */
+  INVALID_IMAGE_INFO: { status: 400, exit: EXIT.usage },
   INTERNAL: { status: 500, exit: EXIT.error },
 };
 

@@ -1,37 +1,10 @@
-// Edge helpers shared by every route: the error middleware (one error shape, logged once), a
-// JSON body reader with a size limit, and zod validation that reports every problem at once.
-import type { Context, Middleware, Next } from 'koa';
+// Edge helpers shared by every route: the access log, a JSON body reader with a size limit, and
+// zod validation that reports every problem at once. Each wire's error path is its own module
+// (rest-errors.ts here, ramdisk/ironic-errors.ts, boot/boot-errors.ts).
+import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
-import { errorBody, isKilnError, KilnError } from '../../shared/errors.ts';
+import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-
-export function errorMiddleware(log: Logger): Middleware {
-  return async (ctx: Context, next: Next) => {
-    try {
-      await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        throw new KilnError(
-          'NOT_FOUND',
-          `no route for ${ctx.method} ${ctx.path}; see /v1/openapi.json for the API`,
-        );
-      }
-    } catch (e) {
-      let err: KilnError;
-      if (isKilnError(e)) err = e;
-      else if ((e as { status?: number }).status === 405 || (e as { status?: number }).status === 501) {
-        err = new KilnError('NOT_FOUND', `${ctx.method} is not supported on ${ctx.path}`, { status: 405 });
-      } else {
-        // Anything unexpected: log with its stack, answer without internals.
-        log.error({ err: e, method: ctx.method, path: ctx.path }, 'request failed');
-        err = new KilnError('INTERNAL', 'internal error; see the conductor log for details');
-      }
-      ctx.status = err.status;
-      ctx.body = errorBody(err);
-      if (err.status >= 500 && err.code !== 'INTERNAL')
-        log.warn({ code: err.code, path: ctx.path, err: err.message }, 'request failed');
-    }
-  };
-}
 
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -44,10 +17,29 @@ export function accessLog(log: Logger): Middleware {
   };
 }
 
-/** Read and parse a JSON body; refuse other media types, oversize bodies and bad JSON with 400s. */
-export function jsonBody(limit: number): Middleware {
+const ownBody = new WeakSet<object>();
+
+/**
+ * Marks a router whose routes read their own request bodies, so that reading errors are answered
+ * in that router's wire shape (the Ironic-shaped ramdisk API) instead of the REST one: jsonBody
+ * leaves its requests alone.
+ */
+export function readsOwnBody<R extends object>(router: R): R {
+  ownBody.add(router);
+  return router;
+}
+
+export function isReadingOwnBody(router: object): boolean {
+  return ownBody.has(router);
+}
+
+/**
+ * Read and parse a JSON body; refuse other media types, oversize bodies and bad JSON with 400s.
+ * Requests `skip` claims are passed on unread.
+ */
+export function jsonBody(limit: number, skip?: (ctx: Context) => boolean): Middleware {
   return async (ctx, next) => {
-    if (!['POST', 'PUT', 'PATCH'].includes(ctx.method)) return next();
+    if (!['POST', 'PUT', 'PATCH'].includes(ctx.method) || skip?.(ctx)) return next();
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of ctx.req) {

@@ -6,8 +6,10 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { normaliseMac } from '../../shared/mac.ts';
+import { bootErrors } from './boot-errors.ts';
 import { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
 import { resolveUnderRoot } from './tftp/resolve.ts';
 
@@ -50,14 +52,9 @@ export function ramdiskMissing(dir: string, missing: string[]): string {
   return `no ramdisk in ${abs} (${missing.join(' and ')} missing); build it: kiln ramdisk build --out ${abs}, or point boot.ramdisk_dir at a build`;
 }
 
-/** Sends `name` from `dir`, or answers 404 with `missing` as the body and returns false. */
-async function sendFile(ctx: Context, dir: string, name: string, missing: string): Promise<boolean> {
-  const notFound = () => {
-    ctx.status = 404;
-    ctx.type = 'text/plain';
-    ctx.body = `${missing}\n`;
-    return false;
-  };
+/** Sends `name` from `dir`; false if there is no such file (the caller throws its 404). */
+async function sendFile(ctx: Context, dir: string, name: string): Promise<boolean> {
+  const notFound = () => false;
   // One path segment, no dot files, nothing that normalises upwards.
   if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(name)) return notFound();
   // The same rules as TFTP: inside the root, or a configured loader registered by the boot services.
@@ -98,14 +95,16 @@ async function sendFile(ctx: Context, dir: string, name: string, missing: string
 export function createBootRouter(deps: BootRouterDeps): Router {
   const log = deps.log.child({ component: 'boot-http' });
   const r = new Router({ prefix: '/boot' });
+  // The boot wire's one error path: scripts answer errors as iPXE scripts, files as plain text.
+  r.use(bootErrors(log));
   r.get('/ipxe', async (ctx) => {
     const mac = String(ctx.query.mac ?? '');
     const norm = normaliseMac(mac);
     if (!norm) {
-      ctx.status = 400;
-      ctx.type = 'text/plain';
-      ctx.body = `#!ipxe\necho Kiln: the script URL needs ?mac=aa:bb:cc:dd:ee:ff (got ${JSON.stringify(mac).slice(0, 40)})\nexit\n`;
-      return;
+      throw new KilnError(
+        'VALIDATION_FAILED',
+        `the script URL needs ?mac=aa:bb:cc:dd:ee:ff (got ${JSON.stringify(mac).slice(0, 40)})`,
+      );
     }
     const input = await deps.lookup(norm, { remoteAddress: ctx.ip });
     ctx.type = 'text/plain';
@@ -119,26 +118,23 @@ export function createBootRouter(deps: BootRouterDeps): Router {
     const name = ctx.params.name!;
     const ramdisk = Object.values<string>(RAMDISK_FILES).includes(name);
     const missing = ramdisk ? ramdiskMissing(deps.filesDir, [name]) : `no such boot file: ${name}`;
-    if ((await sendFile(ctx, deps.filesDir, name, missing)) || !ramdisk) return;
+    if (await sendFile(ctx, deps.filesDir, name)) return;
     const last = warned.get(name) ?? 0;
-    if (Date.now() - last > 60_000 && warned.size < 100) {
+    if (ramdisk && Date.now() - last > 60_000 && warned.size < 100) {
       warned.set(name, Date.now());
       log.warn({ file: name, dir: resolve(deps.filesDir), from: ctx.ip }, missing);
     }
+    throw new KilnError('NOT_FOUND', missing);
   });
   r.get('/loaders/:name', async (ctx) => {
     const name = ctx.params.name!;
-    if (!deps.loadersDir) {
-      ctx.status = 404;
-      ctx.body = `no such loader: ${name}; this conductor has no loaders directory\n`;
-      return;
-    }
-    await sendFile(
-      ctx,
-      deps.loadersDir,
-      name,
-      `no such loader: ${name} in ${resolve(deps.loadersDir)} (boot.tftp.root)`,
-    );
+    if (!deps.loadersDir)
+      throw new KilnError('NOT_FOUND', `no such loader: ${name}; this conductor has no loaders directory`);
+    if (!(await sendFile(ctx, deps.loadersDir, name)))
+      throw new KilnError(
+        'NOT_FOUND',
+        `no such loader: ${name} in ${resolve(deps.loadersDir)} (boot.tftp.root)`,
+      );
   });
   return r;
 }

@@ -12,8 +12,9 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { errorBody, KilnError } from '../../shared/errors.ts';
+import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { restErrors } from '../api/rest-errors.ts';
 import { parseRange } from '../boot/http.ts';
 import type { ImageRecord, Store } from '../store/store.ts';
 import { getOrigin, maskUrl, OriginError } from './origin.ts';
@@ -110,19 +111,11 @@ export class ImageCache {
 
   router(): Router {
     const r = new Router();
+    // Errors in Kiln's REST shape, as the agent's image download expects them.
+    r.use(restErrors(this.log));
     r.get('/images/:uuid', async (ctx) => {
       const img = await this.opts.store.images.get(ctx.params.uuid!);
-      if (!img) {
-        ctx.status = 404;
-        ctx.body = {
-          error: {
-            code: 'NOT_FOUND',
-            message: `image ${ctx.params.uuid} is not in the catalog`,
-            details: null,
-          },
-        };
-        return;
-      }
+      if (!img) throw new KilnError('NOT_FOUND', `image ${ctx.params.uuid} is not in the catalog`);
       const file = await this.cached(img);
       if (file) {
         const size = (await stat(file)).size;
@@ -158,12 +151,12 @@ export class ImageCache {
     try {
       res = await getOrigin({ url: img.url, headers, idleTimeoutMs: this.idleMs() });
     } catch (e) {
-      return this.badOrigin(ctx, img, (e as Error).message);
+      throw this.badOrigin(img, (e as Error).message);
     }
     const status = res.statusCode ?? 0;
     if (status !== 200 && status !== 206 && status !== 416) {
       res.resume();
-      return this.badOrigin(ctx, img, `image origin ${origin} answered HTTP ${status}`);
+      throw this.badOrigin(img, `image origin ${origin} answered HTTP ${status}`);
     }
     // An agent that goes away (rebooted, killed, timed out) must not leave the origin download
     // running; and an origin that fails mid-body must end the agent's response, not hang it.
@@ -182,14 +175,12 @@ export class ImageCache {
   }
 
   /**
-   * The origin can't serve the image: answer 502 naming the origin and its status, so the
-   * agent's error (and the node's last_error) says where the image really failed.
+   * The origin can't serve the image: a 502 naming the origin and its status, so the agent's
+   * error (and the node's last_error) says where the image really failed.
    */
-  private badOrigin(ctx: Koa.Context, img: ImageRecord, why: string): void {
+  private badOrigin(img: ImageRecord, why: string): KilnError {
     const message = `${why}; check image '${img.name}' (kiln image show ${img.name}) and that its URL is served`;
     this.log.warn({ image: img.name, origin: maskUrl(img.url), err: why }, 'image origin failed');
-    const err = new KilnError('IMAGE_ORIGIN_FAILED', message, { details: { origin: maskUrl(img.url) } });
-    ctx.status = err.status;
-    ctx.body = errorBody(err);
+    return new KilnError('IMAGE_ORIGIN_FAILED', message, { details: { origin: maskUrl(img.url) } });
   }
 }

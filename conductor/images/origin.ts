@@ -8,7 +8,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
 export class OriginError extends Error {
-  readonly code = 'ORIGIN_FAILED';
+  readonly code = 'IMAGE_ORIGIN_FAILED';
   constructor(
     message: string,
     /** The origin's HTTP status, when it answered at all. */

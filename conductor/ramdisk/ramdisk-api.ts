@@ -5,13 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { isKilnError } from '../../shared/errors.ts';
+import { isKilnError, KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { normaliseMac } from '../../shared/mac.ts';
 import { ProvisionState } from '../../shared/states.ts';
 import { IRONIC_API_MAX_VERSION, IRONIC_API_MIN_VERSION } from '../../shared/version.ts';
 import { compareVersions, HeartbeatBody, IRONIC_API, MASKED } from '../../shared/wire/ipa.ts';
+import { readsOwnBody } from '../api/http.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
+import { ironicErrors } from './ironic-errors.ts';
 
 export { versionRouter } from '../api/routes/version.ts';
 
@@ -107,25 +109,7 @@ export function recordingHeartbeats(
   };
 }
 
-/** An error answered in Ironic's shape. */
-export class IronicApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export function ironicErrorBody(status: number, message: string): { error_message: string } {
-  return {
-    error_message: JSON.stringify({
-      faultcode: status >= 500 ? 'Server' : 'Client',
-      faultstring: message,
-      debuginfo: null,
-    }),
-  };
-}
+export { ironicErrorBody } from './ironic-errors.ts';
 
 /** Parse X-OpenStack-Ironic-API-Version like Ironic: absent → minimum, "latest" → maximum, else 406. */
 export function requestedVersion(header: string | undefined): string {
@@ -133,10 +117,10 @@ export function requestedVersion(header: string | undefined): string {
   const h = header.trim().toLowerCase();
   if (h === 'latest') return IRONIC_API_MAX_VERSION;
   if (!/^\d+\.\d+$/.test(h))
-    throw new IronicApiError(406, 'Invalid value for X-OpenStack-Ironic-API-Version header');
+    throw new KilnError('VERSION_UNSUPPORTED', 'Invalid value for X-OpenStack-Ironic-API-Version header');
   if (compareVersions(h, IRONIC_API_MIN_VERSION) < 0 || compareVersions(h, IRONIC_API_MAX_VERSION) > 0) {
-    throw new IronicApiError(
-      406,
+    throw new KilnError(
+      'VERSION_UNSUPPORTED',
       `Version ${h} was requested but the minor version is not supported by this service. The supported version range is: [${IRONIC_API_MIN_VERSION}, ${IRONIC_API_MAX_VERSION}].`,
     );
   }
@@ -176,6 +160,8 @@ export async function wipeAgentToken(store: Store, uuid: string): Promise<NodeRe
   return store.nodes.update(uuid, { driver_internal_info: rest });
 }
 
+const BODY_LIMIT = 1024 * 1024;
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function setVersionHeaders(ctx: Context, version: string | null): void {
@@ -184,6 +170,7 @@ function setVersionHeaders(ctx: Context, version: string | null): void {
   if (version) ctx.set('X-OpenStack-Ironic-API-Version', version);
 }
 
+/** The body as JSON, read here so that its errors are answered in Ironic's shape (readsOwnBody). */
 async function readJson(ctx: Context): Promise<unknown> {
   const parsed = (ctx.request as { body?: unknown }).body;
   if (parsed !== undefined) return parsed;
@@ -191,21 +178,31 @@ async function readJson(ctx: Context): Promise<unknown> {
   let size = 0;
   for await (const c of ctx.req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > 1024 * 1024) throw new IronicApiError(413, 'Request body too large');
-    chunks.push(c);
+    // Past the limit keep reading, dropping the bytes, so the client gets the 413, not a reset.
+    if (size <= BODY_LIMIT) chunks.push(c);
   }
+  if (size > BODY_LIMIT) throw new KilnError('VALIDATION_FAILED', 'Request body too large', { status: 413 });
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
+  const type = ctx.get('content-type');
+  if (type && !/json/i.test(type)) {
+    throw new KilnError('VALIDATION_FAILED', `request body must be application/json, got ${type}`, {
+      status: 415,
+    });
+  }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new IronicApiError(400, `Invalid JSON body: ${(e as Error).message}`);
+    throw new KilnError('VALIDATION_FAILED', `Invalid JSON body: ${(e as Error).message}`);
   }
 }
 
 export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
-  const router = new Router();
+  // Reads its own bodies, so that a bad one is answered in Ironic's shape too.
+  const router = readsOwnBody(new Router());
   const log = deps.log.child({ component: 'ramdisk-api' });
+  // The Ironic-shaped wire's one error path.
+  router.use(ironicErrors(log));
   const holderBase = deps.lockHolder ?? 'ramdisk-api';
   const fastTrack = (n: NodeRecord) =>
     typeof deps.fastTrack === 'function' ? deps.fastTrack(n) : deps.fastTrack;
@@ -218,22 +215,10 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       try {
         version = requestedVersion(ctx.get('X-OpenStack-Ironic-API-Version') || undefined);
         await fn(ctx, version);
-      } catch (e) {
-        let status = 500;
-        let message = 'Internal error';
-        if (e instanceof IronicApiError) {
-          status = e.status;
-          message = e.message;
-        } else if (isKilnError(e) && e.code === 'NODE_LOCKED') {
-          status = 409;
-          message = e.message;
-        } else {
-          log.error({ err: e, path: ctx.path }, 'ramdisk API request failed');
-        }
-        ctx.status = status;
-        ctx.body = ironicErrorBody(status, message);
+      } finally {
+        // On errors too: ironicErrors (mounted below) answers them with these headers set.
+        setVersionHeaders(ctx, version);
       }
-      setVersionHeaders(ctx, version);
     };
 
   /** Ironic's get_node_with_token: hand out a token once, under the node's lock. */
@@ -244,8 +229,8 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       await deps.store.nodes.reserve(node.uuid, holder);
     } catch (e) {
       if (isKilnError(e) && e.code === 'NODE_LOCKED') {
-        throw new IronicApiError(
-          409,
+        throw new KilnError(
+          'NODE_LOCKED',
           `Node ${node.uuid} is locked by host ${node.reservation ?? 'another conductor'}, please retry after the current operation is completed.`,
         );
       }
@@ -269,7 +254,7 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
     ['/v1/lookup', '/v1/lookup/'],
     handle(async (ctx, version) => {
       if (compareVersions(version, IRONIC_API.ramdiskEndpoints) < 0)
-        throw new IronicApiError(404, 'Resource could not be found.');
+        throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       const raw = ctx.query.addresses;
       const list = (Array.isArray(raw) ? raw : raw ? [raw] : [])
         .flatMap((a) => a.split(','))
@@ -279,10 +264,13 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       if (invalid.length) log.warn({ invalid }, 'lookup ignores invalid MAC addresses');
       const nodeUuid = typeof ctx.query.node_uuid === 'string' ? ctx.query.node_uuid : undefined;
       if (nodeUuid !== undefined && !UUID_RE.test(nodeUuid)) {
-        throw new IronicApiError(400, `Expected a UUID for node_uuid: ${nodeUuid}`);
+        throw new KilnError('VALIDATION_FAILED', `Expected a UUID for node_uuid: ${nodeUuid}`);
       }
       if (macs.length === 0 && !nodeUuid) {
-        throw new IronicApiError(400, "At least one of 'addresses' and 'node_uuid' parameters is required");
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          "At least one of 'addresses' and 'node_uuid' parameters is required",
+        );
       }
       let node: NodeRecord | undefined;
       if (nodeUuid) node = await deps.store.nodes.get(nodeUuid.toLowerCase());
@@ -299,7 +287,7 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       // Not found and wrong state answer alike, on purpose: lookup reveals nothing.
       if (!node) {
         log.warn({ macs, node_uuid: nodeUuid }, 'lookup found no node');
-        throw new IronicApiError(404, 'Resource could not be found.');
+        throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       }
       const allowed = fastTrack(node) ? [...LOOKUP_STATES, ...FAST_TRACK_STATES] : LOOKUP_STATES;
       if (deps.restrictLookup !== false && !allowed.includes(node.provision_state)) {
@@ -307,7 +295,7 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
           { node: node.uuid, state: node.provision_state },
           'lookup not allowed in this provision state',
         );
-        throw new IronicApiError(404, 'Resource could not be found.');
+        throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       }
       let token: string | null = null;
       if (compareVersions(version, IRONIC_API.agentToken) >= 0) {
@@ -352,15 +340,15 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
     ['/v1/heartbeat/:node', '/v1/heartbeat/:node/'],
     handle(async (ctx, version) => {
       if (compareVersions(version, IRONIC_API.ramdiskEndpoints) < 0)
-        throw new IronicApiError(404, 'Resource could not be found.');
+        throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       const raw = await readJson(ctx);
       const parsed = HeartbeatBody.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         const field =
           issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body');
-        throw new IronicApiError(
-          400,
+        throw new KilnError(
+          'VALIDATION_FAILED',
           issue.code === 'unrecognized_keys'
             ? `Unknown argument: "${field}"`
             : `Invalid value for ${field}: ${issue.message}`,
@@ -368,29 +356,35 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       }
       const b = parsed.data;
       if (b.agent_version && compareVersions(version, IRONIC_API.agentVersionInHeartbeat) < 0) {
-        throw new IronicApiError(400, 'Field "agent_version" not recognised');
+        throw new KilnError('VALIDATION_FAILED', 'Field "agent_version" not recognised');
       }
       if (
         (b.agent_status || b.agent_status_message) &&
         compareVersions(version, IRONIC_API.agentStatus) < 0
       ) {
-        throw new IronicApiError(400, 'Fields "agent_status" and "agent_status_message" not recognised.');
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          'Fields "agent_status" and "agent_status_message" not recognised.',
+        );
       }
       if (b.agent_verify_ca != null && compareVersions(version, IRONIC_API.agentVerifyCa) < 0) {
-        throw new IronicApiError(400, 'Field "agent_verify_ca" not recognised in this version');
+        throw new KilnError('VALIDATION_FAILED', 'Field "agent_verify_ca" not recognised in this version');
       }
       const ident = ctx.params.node!;
       const node = UUID_RE.test(ident)
         ? await deps.store.nodes.get(ident.toLowerCase())
         : await deps.store.nodes.getByName(ident);
-      if (!node) throw new IronicApiError(404, `Node ${ident} could not be found.`);
+      if (!node) throw new KilnError('NOT_FOUND', `Node ${ident} could not be found.`);
       let callback: string;
       try {
         const u = new URL(b.callback_url);
         if (!u.protocol.startsWith('http')) throw new Error('not http');
         callback = b.callback_url;
       } catch {
-        throw new IronicApiError(400, 'An issue with the supplied "callback_url" has been detected.');
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          'An issue with the supplied "callback_url" has been detected.',
+        );
       }
       const dii = node.driver_internal_info;
       if (typeof dii.agent_url === 'string' && dii.agent_url !== callback) {
@@ -398,27 +392,30 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
           { node: node.uuid, url: callback, recorded: dii.agent_url },
           'heartbeat with a changed callback URL',
         );
-        throw new IronicApiError(400, 'Detected change in ramdisk provided "callback_url"');
+        throw new KilnError('VALIDATION_FAILED', 'Detected change in ramdisk provided "callback_url"');
       }
       if (b.agent_token == null) {
         log.error({ node: node.uuid }, 'heartbeat without an agent token');
-        throw new IronicApiError(400, 'Agent token is required for heartbeat processing.');
+        throw new KilnError('VALIDATION_FAILED', 'Agent token is required for heartbeat processing.');
       }
       if (b.agent_status != null && !['start', 'end', 'error'].includes(b.agent_status)) {
-        throw new IronicApiError(400, 'Agent status is invalid. Valid states are start,end,error.');
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          'Agent status is invalid. Valid states are start,end,error.',
+        );
       }
       if (!b.agent_version && !b.agent_status)
-        throw new IronicApiError(400, 'Agent did not transmit a version');
+        throw new KilnError('VALIDATION_FAILED', 'Agent did not transmit a version');
       if (!dii.agent_secret_token || dii.agent_secret_token !== b.agent_token) {
         log.error({ node: node.uuid }, 'heartbeat with an invalid or missing agent token');
-        throw new IronicApiError(400, 'Invalid or missing agent token received.');
+        throw new KilnError('VALIDATION_FAILED', 'Invalid or missing agent token received.');
       }
       if (
         b.agent_verify_ca &&
         typeof dii.agent_verify_ca === 'string' &&
         dii.agent_verify_ca !== b.agent_verify_ca
       ) {
-        throw new IronicApiError(400, 'Detected change in ramdisk provided "agent_verify_ca"');
+        throw new KilnError('VALIDATION_FAILED', 'Detected change in ramdisk provided "agent_verify_ca"');
       }
       // Ironic answers 202 and processes the heartbeat in a worker; recording it before the
       // answer keeps "accepted" and "visible in the store" in order for the caller.
