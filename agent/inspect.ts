@@ -4,7 +4,7 @@
 // Failures are logged and the agent goes on to lookup, as IPA does.
 import type { Logger } from '../shared/log.ts';
 import { defaultRootDisk } from '../shared/root-disk.ts';
-import type { Inventory } from '../shared/wire/ipa.ts';
+import type { KilnInventory } from '../shared/wire/ipa.ts';
 import type { HttpClient } from './http.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -13,7 +13,7 @@ export { defaultRootDisk };
 
 export interface InspectionOptions {
   url: string;
-  inventory: Inventory;
+  inventory: KilnInventory;
   bootif: string | null;
   /** base64 tar.gz of the system logs (IPA's "logs" collector), if collected. */
   logs?: string;

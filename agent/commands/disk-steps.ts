@@ -5,8 +5,8 @@
 // Wiring (agent main): const disk = createDiskCommands({ run });
 //   registry.add(...disk.extensions); disk.register(cleanTable, deployTable);
 import type { Runner } from '../../shared/exec.ts';
+import { ImageInfoError, parseImageInfo } from '../../shared/wire/image-info.ts';
 import { DiskEngine, type EraseTier, type RunContext } from '../disk/engine.ts';
-import { ImageInfoError, parseImageInfo } from '../disk/image-info.ts';
 import { AgentRestError, invalidParams } from './errors.ts';
 import type { StepContext, StepHandler, StepTable } from './steps.ts';
 import type { CommandContext, CommandExtension } from './types.ts';
@@ -92,6 +92,9 @@ export function createDiskCommands(opts: DiskCommandsOptions = {}): DiskCommands
   };
 
   const validateImageInfo = (params: Record<string, unknown>) => {
+    const configdrive = params.configdrive;
+    if (configdrive !== undefined && configdrive !== null && typeof configdrive !== 'string')
+      throw invalidParams(`configdrive must be a string (base64 gzip or a URL), got ${typeof configdrive}`);
     try {
       parseImageInfo(params.image_info, rec(params.node));
     } catch (e) {

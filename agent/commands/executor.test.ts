@@ -84,6 +84,33 @@ test('deploy step dispatch echoes the step and reports progress only when asked'
   );
 });
 
+test('malformed execute_*_step params fail the command naming the field, as IPA fails a malformed step', async () => {
+  const { ex } = executor();
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['no step', { node: {}, ports: [] }, /step: /],
+    ['a step with no name', { step: { interface: 'deploy' } }, /step\.step/],
+    ['args that are a list', { step: { step: 'write_image', interface: 'deploy', args: [1] } }, /step\.args/],
+    [
+      'ports that are not a list',
+      { step: { step: 'write_image', interface: 'deploy' }, ports: 'eth0' },
+      /ports/,
+    ],
+  ];
+  for (const [what, params, field] of cases) {
+    const r = await ex.execute('deploy.execute_deploy_step', params);
+    await r.done;
+    const rec = r.serialize(false);
+    assert.equal(rec.command_status, 'FAILED', what);
+    const err = rec.command_error as { details: string };
+    assert.match(err.details, /Malformed execute_deploy_step params/, what);
+    assert.match(err.details, field, what);
+  }
+  // What Ironic sends: a step without an interface is still one IPA runs.
+  const r = await ex.execute('deploy.execute_deploy_step', { step: { step: 'write_image', args: {} } });
+  await r.done;
+  assert.equal(r.serialize(false).command_status, 'SUCCEEDED');
+});
+
 test('StepTable refuses a second handler for one step', () => {
   const t = new StepTable('clean');
   t.implement('erase_devices', async () => null);

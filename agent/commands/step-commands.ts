@@ -1,6 +1,6 @@
 // The clean.* and deploy.* extensions: list steps, and run one step by name from a StepTable.
 import { isDeepStrictEqual } from 'node:util';
-import type { Step } from '../../shared/wire/ipa.ts';
+import { checkWire, ExecuteCleanStepParams, ExecuteDeployStepParams } from '../../shared/wire/ipa.ts';
 import { commandExecutionError, hardwareManagerMethodNotFound, versionMismatch } from './errors.ts';
 import { HARDWARE_MANAGER, HARDWARE_MANAGER_VERSION, type StepTable } from './steps.ts';
 import type { CommandExtension } from './types.ts';
@@ -24,7 +24,6 @@ export function stepsExtension(table: StepTable): CommandExtension {
       [`execute_${kind}_step`]: {
         async: true,
         run: async (params, ctx) => {
-          const step = params.step as Step | undefined;
           const requested = params[`${kind}_version`];
           // Ironic passes back the versions it saw in get_*_steps; a different agent means
           // the step list may differ, so it must start over (CLEAN_VERSION_MISMATCH).
@@ -35,9 +34,16 @@ export function stepsExtension(table: StepTable): CommandExtension {
           ) {
             throw versionMismatch(HARDWARE_MANAGER_VERSION, requested);
           }
-          if (typeof step !== 'object' || step === null || typeof step.step !== 'string') {
-            throw commandExecutionError(`Malformed ${kind}_step, no "step" key: ${JSON.stringify(step)}`);
+          const checked = checkWire(
+            kind === 'clean' ? ExecuteCleanStepParams : ExecuteDeployStepParams,
+            params,
+          );
+          if (!checked.ok) {
+            throw commandExecutionError(
+              `Malformed execute_${kind}_step params (${checked.message}): ${JSON.stringify(params.step)}`,
+            );
           }
+          const step = checked.data.step;
           const handler = table.handler(step.step);
           if (!handler) {
             throw hardwareManagerMethodNotFound(
@@ -48,8 +54,8 @@ export function stepsExtension(table: StepTable): CommandExtension {
           ctx.log.info({ step: step.step, interface: step.interface }, `executing ${kind} step`);
           const result = await handler(asRecord(step.args), {
             ...ctx,
-            node: asRecord(params.node),
-            ports: Array.isArray(params.ports) ? params.ports : [],
+            node: checked.data.node ?? {},
+            ports: checked.data.ports ?? [],
             step,
           });
           return { [`${kind}_result`]: result ?? null, [`${kind}_step`]: step };

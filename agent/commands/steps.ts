@@ -5,7 +5,7 @@
 // (burn-in, RAID, inject_files) are never offered, so a conductor can't pick a step that would
 // only fail. Asked for one anyway, the agent answers as IPA does for a method no hardware
 // manager has (HardwareManagerMethodNotFound).
-import type { Step } from '../../shared/wire/ipa.ts';
+import type { StepToRun } from '../../shared/wire/ipa.ts';
 import type { CommandContext } from './types.ts';
 
 export type StepKind = 'clean' | 'deploy';
@@ -15,7 +15,7 @@ export interface StepContext extends CommandContext {
   node: Record<string, unknown>;
   ports: unknown[];
   /** The step as received, including `args`. */
-  step: Step;
+  step: StepToRun;
 }
 
 export type StepHandler = (args: Record<string, unknown>, ctx: StepContext) => Promise<unknown>;

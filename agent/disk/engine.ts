@@ -3,6 +3,7 @@
 // install a UEFI boot entry, and run the erase tiers over the eligible disks.
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
+import { type ImageInfo, parseImageInfo } from '../../shared/wire/image-info.ts';
 import {
   BIOS_RAMDISK_SKIP,
   type BootloaderResult,
@@ -22,7 +23,7 @@ import {
   selectRootDevice,
 } from './devices.ts';
 import { canonicalDevice, TargetGuard, TargetNotAllowedError } from './guard.ts';
-import { type ImageInfo, parseImageInfo, resolveChecksum } from './image-info.ts';
+import { resolveChecksum } from './image-info.ts';
 import { makePartitionLayout, type PartitionLayout } from './partition-image.ts';
 import { rescanPartitions } from './rescan.ts';
 import { DownloadError } from './stream/http-source.ts';

@@ -6,6 +6,7 @@ import os from 'node:os';
 import { test } from 'node:test';
 import { run } from '../../shared/exec.ts';
 import { silentLogger } from '../../shared/log.ts';
+import { checkWire, Inventory } from '../../shared/wire/ipa.ts';
 import { collectInventory, DEFAULT_COLLECTORS } from './index.ts';
 
 const settings = { collectLldp: false, lldpTimeoutS: 1, bootif: '01-3c-fd-fe-9c-87-60' };
@@ -85,4 +86,17 @@ test('a missing tool degrades to what the kernel knows', async () => {
   assert.ok(inv.kiln_collector_failures.some((f) => f.collector === 'cpu' && /lscpu failed/.test(f.message)));
   assert.ok(inv.kiln_collector_failures.some((f) => f.collector === 'disks'));
   assert.ok(inv.memory.total > 0);
+});
+
+test("the agent's inventory is one the conductor accepts (shared/wire/ipa.ts Inventory), also with collectors failing", async () => {
+  const whole = await collectInventory({ log: silentLogger(), settings });
+  const r = checkWire(Inventory, whole);
+  assert.ok(r.ok, r.ok ? '' : r.message);
+  const degraded = await collectInventory({
+    log: silentLogger(),
+    settings,
+    run: async () => Promise.reject(new Error('no tools in this ramdisk')),
+  });
+  const d = checkWire(Inventory, JSON.parse(JSON.stringify(degraded)));
+  assert.ok(d.ok, d.ok ? '' : d.message);
 });

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type { Runner } from '../../shared/exec.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { CollectorFailure, Inventory } from '../../shared/wire/ipa.ts';
+import type { CollectorFailure, KilnInventory } from '../../shared/wire/ipa.ts';
 import { run as defaultRun } from '../exec.ts';
 import { bmcCollector } from './bmc.ts';
 import { cpuCollector } from './cpu.ts';
@@ -50,7 +50,7 @@ export interface InventoryOptions {
   fs?: Pick<CollectorContext, 'readFile' | 'readdir' | 'readlink' | 'exists'>;
 }
 
-function empty(): Inventory {
+function empty(): KilnInventory {
   return {
     interfaces: [],
     cpu: {
@@ -79,7 +79,7 @@ function empty(): Inventory {
   };
 }
 
-export async function collectInventory(opts: InventoryOptions): Promise<Inventory> {
+export async function collectInventory(opts: InventoryOptions): Promise<KilnInventory> {
   const inv = empty();
   const failures: CollectorFailure[] = [];
   const fs = opts.fs ?? nodeFs;

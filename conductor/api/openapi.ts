@@ -9,8 +9,15 @@ import {
   PowerRequest,
   ProvisionRequest,
 } from '../../shared/wire/api.ts';
+import { Inventory } from '../../shared/wire/ipa.ts';
 
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+/** Full zod and zod/mini schemas (the agent-side wire shapes) alike. */
+const schema = (s: z.core.$ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+/** The JSON Schema of a wire shape, embedded as a component (no $schema of its own). */
+const component = (s: z.core.$ZodType) => {
+  const { $schema: _, ...rest } = schema(s) as Record<string, unknown>;
+  return rest;
+};
 
 const ErrorSchema = {
   type: 'object',
@@ -46,6 +53,20 @@ const ok = (description: string) => ({
   description,
   content: { 'application/json': { schema: { type: 'object' } } },
 });
+/** A node: its inventory is what inspection stored, in IPA's shape (null before any). */
+const NodeSchema = {
+  type: 'object',
+  properties: {
+    uuid: { type: 'string' },
+    name: { type: ['string', 'null'] },
+    provision_state: { type: 'string' },
+    inventory: { anyOf: [{ $ref: '#/components/schemas/Inventory' }, { type: 'null' }] },
+  },
+};
+const node = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } },
+});
 const ident = {
   name: 'ident',
   in: 'path',
@@ -79,16 +100,16 @@ export function openApiDocument(version: string) {
         post: {
           summary: 'Enroll a node',
           requestBody: { required: true, ...json('NodeCreate') },
-          responses: { '201': ok('The node'), ...errors },
+          responses: { '201': node('The node'), ...errors },
         },
       },
       '/v1/nodes/{ident}': {
         parameters: [ident],
-        get: { summary: 'Show a node', responses: { '200': ok('The node'), ...errors } },
+        get: { summary: 'Show a node', responses: { '200': node('The node'), ...errors } },
         patch: {
           summary: 'Update a node (merge)',
           requestBody: { required: true, ...json('NodeUpdate') },
-          responses: { '200': ok('The node'), ...errors },
+          responses: { '200': node('The node'), ...errors },
         },
         delete: { summary: 'Delete a node', responses: { '204': { description: 'Deleted' }, ...errors } },
       },
@@ -113,7 +134,7 @@ export function openApiDocument(version: string) {
         put: {
           summary: 'Power action',
           requestBody: { required: true, ...json('PowerRequest') },
-          responses: { '200': ok('The node'), ...errors },
+          responses: { '200': node('The node'), ...errors },
         },
       },
       '/v1/nodes/{ident}/maintenance': {
@@ -121,9 +142,9 @@ export function openApiDocument(version: string) {
         put: {
           summary: 'Set maintenance',
           requestBody: { required: false, ...json('MaintenanceRequest') },
-          responses: { '200': ok('The node'), ...errors },
+          responses: { '200': node('The node'), ...errors },
         },
-        delete: { summary: 'Clear maintenance', responses: { '200': ok('The node'), ...errors } },
+        delete: { summary: 'Clear maintenance', responses: { '200': node('The node'), ...errors } },
       },
       '/v1/nodes/{ident}/events': {
         parameters: [ident],
@@ -166,6 +187,8 @@ export function openApiDocument(version: string) {
     components: {
       schemas: {
         Error: ErrorSchema,
+        Node: NodeSchema,
+        Inventory: component(Inventory),
         NodeCreate: schema(NodeCreate),
         NodeUpdate: schema(NodeUpdate),
         ProvisionRequest: schema(ProvisionRequest),

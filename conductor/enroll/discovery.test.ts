@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { KilnError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { Inventory } from '../../shared/wire/ipa.ts';
 import { NodeService } from '../nodes/service.ts';
@@ -10,15 +11,49 @@ import { openSqliteStore } from '../store/sqlite.ts';
 import { createBootTargets } from './boot-target.ts';
 import { type EnrollmentSettings, macAllowed, processInspection } from './discovery.ts';
 
+/** What IPA 9.4.3 posts for a small QEMU VM (GenericHardwareManager.list_hardware_info). */
 function inventory(
   over: { macs?: string[]; uuid?: string | null; serial?: string | null; bmc?: string | null } = {},
-): Partial<Inventory> {
+): Inventory {
   const macs = over.macs ?? ['52:54:00:12:34:01', '52:54:00:12:34:02'];
   return {
-    interfaces: macs.map((m, i) => ({ name: `eth${i}`, mac_address: m }) as Inventory['interfaces'][number]),
-    cpu: { model_name: 'QEMU', frequency: null, count: 2, architecture: 'x86_64', flags: [] },
+    interfaces: macs.map((m, i) => ({
+      name: `eth${i}`,
+      mac_address: m,
+      ipv4_address: i === 0 ? '192.168.122.10' : null,
+      ipv6_address: null,
+      has_carrier: true,
+      lldp: null,
+      vendor: '0x1af4',
+      product: '0x0001',
+      client_id: null,
+      biosdevname: null,
+      speed_mbps: null,
+    })),
+    cpu: {
+      model_name: 'QEMU',
+      frequency: null,
+      count: 2,
+      architecture: 'x86_64',
+      flags: [],
+      socket_count: 1,
+    },
     memory: { total: 1073741824, physical_mb: 1024 },
-    disks: [{ name: '/dev/vda', size: 8 * 1024 ** 3 } as Inventory['disks'][number]],
+    disks: [
+      {
+        name: '/dev/vda',
+        model: null,
+        size: 8 * 1024 ** 3,
+        rotational: true,
+        wwn: null,
+        serial: null,
+        vendor: '0x1af4',
+        wwn_with_extension: null,
+        wwn_vendor_extension: null,
+        hctl: null,
+        by_path: '/dev/disk/by-path/pci-0000:00:04.0',
+      },
+    ],
     system_vendor: {
       product_name: 'Standard PC',
       serial_number: over.serial === undefined ? 'SN-1' : over.serial,
@@ -28,8 +63,14 @@ function inventory(
     },
     boot: { current_boot_mode: 'bios', pxe_interface: `01-${macs[0]!.replace(/:/g, '-')}` },
     bmc_address: over.bmc ?? null,
+    bmc_v6address: null,
+    bmc_mac: null,
+    hostname: 'localhost',
   };
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: a test spoils arbitrary fields
+type Spoilable = Record<string, any>;
 
 async function setup(settings: Partial<EnrollmentSettings> = {}) {
   const store = await openSqliteStore(':memory:');
@@ -98,7 +139,7 @@ describe('first-boot enrollment', () => {
     // A node created with no ports (imported by BMC only) is found by its system UUID or serial.
     const bare = await d.nodes.create({ name: 'imported', ports: [] }, 'test');
     await d.store.nodes.update(bare.uuid, {
-      inventory: inventory({ uuid: '5c5fd1a8-0000-4000-8000-0000000000aa', serial: 'SN-AA' }) as never,
+      inventory: inventory({ uuid: '5c5fd1a8-0000-4000-8000-0000000000aa', serial: 'SN-AA' }),
     });
     const byUuid = await processInspection(d, {
       inventory: inventory({
@@ -154,7 +195,7 @@ describe('first-boot enrollment', () => {
       ['', '   '],
     ];
     await d.store.nodes.update(bare.uuid, {
-      inventory: inventory({ uuid: placeholders[0]![0], serial: placeholders[0]![1] }) as never,
+      inventory: inventory({ uuid: placeholders[0]![0], serial: placeholders[0]![1] }),
     });
     for (const [i, [uuid, serial]] of placeholders.entries()) {
       // Two machines with the same placeholders and their own NICs: two nodes, nobody flagged.
@@ -179,6 +220,42 @@ describe('first-boot enrollment', () => {
     );
     await assert.rejects(processInspection(d, {}), /no inventory/);
     assert.equal(await d.store.nodes.count(), 0);
+  });
+
+  it('refuses a malformed inventory with a 400 naming the bad field, and keeps what IPA adds', async () => {
+    const d = await setup();
+    const cases: Array<[string, (inv: Spoilable) => void, RegExp]> = [
+      [
+        'a MAC that is not a string',
+        (inv) => (inv.interfaces[1].mac_address = 42),
+        /inventory\.interfaces\.1\.mac_address/,
+      ],
+      ['a disk size in words', (inv) => (inv.disks[0].size = 'eight gigs'), /inventory\.disks\.0\.size/],
+      ['no cpu', (inv) => delete inv.cpu, /inventory\.cpu/],
+      [
+        'an unknown boot mode',
+        (inv) => (inv.boot.current_boot_mode = 'legacy'),
+        /inventory\.boot\.current_boot_mode/,
+      ],
+      ['memory.total null', (inv) => (inv.memory.total = null), /inventory\.memory\.total/],
+    ];
+    for (const [what, spoil, path] of cases) {
+      const inv = structuredClone(inventory()) as unknown as Spoilable;
+      spoil(inv);
+      await assert.rejects(
+        processInspection(d, { inventory: inv }),
+        (e: KilnError) => e.code === 'VALIDATION_FAILED' && e.status === 400 && path.test(e.message),
+        what,
+      );
+    }
+    assert.equal(await d.store.nodes.count(), 0, 'nothing enrolled from a malformed inventory');
+    const extra = { ...inventory(), numa_topology: { nics: [] }, bmc_v6address: undefined };
+    const r = await processInspection(d, { inventory: extra });
+    assert.deepEqual(
+      r.node.inventory?.numa_topology,
+      { nics: [] },
+      "a hardware manager's extra keys are kept",
+    );
   });
 
   it('an allow-list with an empty or malformed prefix admits nobody (an empty one used to admit every machine)', async () => {

@@ -8,7 +8,7 @@ import Router from '@koa/router';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { macPrefixMatcher } from '../../shared/mac.ts';
-import type { Inventory } from '../../shared/wire/ipa.ts';
+import { checkWire, Inventory } from '../../shared/wire/ipa.ts';
 import { bodyOf } from '../api/http.ts';
 import { addInventoryPorts, portsFromInventory, propertiesFromInventory } from '../nodes/from-inventory.ts';
 import type { NodeService } from '../nodes/service.ts';
@@ -70,15 +70,26 @@ export interface DiscoveryResult {
 
 export async function processInspection(
   deps: DiscoveryDeps,
-  body: { inventory?: Partial<Inventory>; boot_interface?: unknown },
+  body: { inventory?: unknown; boot_interface?: unknown },
 ): Promise<DiscoveryResult> {
-  const inv = body.inventory;
-  if (!inv || typeof inv !== 'object' || !Array.isArray(inv.interfaces)) {
+  const raw = body.inventory as { interfaces?: unknown } | null | undefined;
+  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.interfaces)) {
     throw new KilnError(
       'VALIDATION_FAILED',
       'inspection data has no inventory with interfaces; is the ramdisk an ironic-python-agent compatible one?',
     );
   }
+  const checked = checkWire(Inventory, raw, 'inventory');
+  if (!checked.ok) {
+    throw new KilnError(
+      'VALIDATION_FAILED',
+      `malformed inventory in the inspection data: ${checked.message}`,
+      {
+        details: checked.issues,
+      },
+    );
+  }
+  const inv: Inventory = checked.data;
   const fp: Fingerprint = fingerprint(inv);
   if (fp.macs.length === 0) throw new KilnError('VALIDATION_FAILED', 'inventory lists no valid MAC address');
   const { ports, bootMac } = portsFromInventory(inv, body.boot_interface);
@@ -89,7 +100,7 @@ export async function processInspection(
   if (found) {
     const { node, by } = found;
     await deps.store.nodes.update(node.uuid, {
-      inventory: inv as Record<string, unknown>,
+      inventory: inv as unknown as Record<string, unknown>,
       properties: { ...node.properties, ...props },
     });
     const added = await addInventoryPorts(deps.store, node.uuid, ports);
@@ -123,7 +134,7 @@ export async function processInspection(
     'discovery',
   );
   await addInventoryPorts(deps.store, node.uuid, ports);
-  await deps.store.nodes.update(node.uuid, { inventory: inv as Record<string, unknown> });
+  await deps.store.nodes.update(node.uuid, { inventory: inv as unknown as Record<string, unknown> });
   for (const s of suspects) {
     const what = s.by === 'system_uuid' ? `system UUID ${fp.systemUuid}` : `serial ${fp.serial}`;
     await deps.store.events.add({
@@ -166,7 +177,10 @@ export async function processInspection(
 export function discoveryRouter(deps: DiscoveryDeps): Router {
   const r = new Router();
   r.post('/v1/continue', async (ctx) => {
-    const result = await processInspection(deps, bodyOf(ctx) as never);
+    const result = await processInspection(
+      deps,
+      (bodyOf(ctx) ?? {}) as { inventory?: unknown; boot_interface?: unknown },
+    );
     ctx.status = 200;
     ctx.body = { uuid: result.node.uuid };
   });

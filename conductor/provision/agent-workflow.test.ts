@@ -132,6 +132,20 @@ async function makeAvailable(t: Awaited<ReturnType<typeof setup>>): Promise<void
   await t.store.nodes.release(t.node.uuid, 't:x');
 }
 
+/** A partition image called "part" in the catalog. */
+function addPartitionImage(t: { store: Awaited<ReturnType<typeof setup>>['store'] }) {
+  return t.store.images.create({
+    uuid: randomUUID(),
+    name: 'part',
+    url: 'http://origin/part',
+    checksum_algo: 'sha256',
+    checksum: 'c'.repeat(64),
+    format: 'raw',
+    size: null,
+    image_type: 'partition',
+  });
+}
+
 describe('agent workflow', () => {
   it('cleans a live agent at once (fast-track): metadata then express, one step per call-back', async () => {
     const t = await setup(true);
@@ -198,16 +212,7 @@ describe('agent workflow', () => {
     const deployPartition = async (properties: Record<string, unknown>) => {
       const t = await setup(true);
       await makeAvailable(t);
-      await t.store.images.create({
-        uuid: randomUUID(),
-        name: 'part',
-        url: 'http://origin/part',
-        checksum_algo: 'sha256',
-        checksum: 'c'.repeat(64),
-        format: 'raw',
-        size: null,
-        image_type: 'partition',
-      });
+      await addPartitionImage(t);
       await t.store.nodes.update(t.node.uuid, { properties, instance_info: { root_mb: 2048 } });
       await t.engine.act(t.node.uuid, { target: 'deploy', image: 'part' }, 'op');
       await t.engine.drain();
@@ -224,6 +229,18 @@ describe('agent workflow', () => {
     const silent = await deployPartition({});
     assert.equal('deploy_boot_mode' in silent, false);
     assert.equal('disk_label' in silent, false);
+  });
+
+  it('refuses to send image_info the agent would refuse: a partition image with no root_mb', async () => {
+    const t = await setup(true);
+    await makeAvailable(t);
+    await addPartitionImage(t);
+    await t.engine.act(t.node.uuid, { target: 'deploy', image: 'part' }, 'op');
+    await t.engine.drain();
+    const n = await t.state();
+    assert.equal(n.provision_state, 'deploy failed');
+    assert.match(n.last_error!, /cannot deploy image part .*partition image part needs root_mb/);
+    assert.ok(!t.agent.sent.includes('deploy:write_image'), 'nothing sent to the agent');
   });
 
   it('fails a deploy whose agent restarted mid-write, and forgets that agent', async () => {

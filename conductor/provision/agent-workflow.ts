@@ -3,6 +3,7 @@
 // what the agent did and send it the next command. Fast-track: when the agent is alive (recent
 // heartbeat, node on), the next phase starts at once instead of rebooting into the ramdisk.
 import { KilnError } from '../../shared/errors.ts';
+import { ImageInfoError, type ImageInfoWire, parseImageInfo } from '../../shared/wire/image-info.ts';
 import {
   type CommandRecord,
   type Inventory,
@@ -83,7 +84,7 @@ function nodeForAgent(node: NodeRecord): Record<string, unknown> {
  * deploy_boot_mode and disk_label, the node's boot mode and label (left out when the node says
  * nothing, so the agent uses the mode its ramdisk booted in).
  */
-function partitionImageInfo(node: NodeRecord): Info {
+function partitionImageInfo(node: NodeRecord): Partial<ImageInfoWire> {
   const bootMode = nodeBootMode(node);
   const diskLabel = nodeDiskLabel(node);
   return {
@@ -233,7 +234,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
         'NOT_FOUND',
         `the image of node ${nodeLabel(task.node)} is no longer in the catalog`,
       );
-    const imageInfo: Info = {
+    const imageInfo: ImageInfoWire = {
       id: image.name,
       urls: [opts.imageUrl(image)],
       disk_format: image.format === 'qcow2' ? 'qcow2' : 'raw',
@@ -247,6 +248,16 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
       ...(image.size !== null ? { image_size: image.size } : {}),
       ...(image.image_type === 'partition' ? partitionImageInfo(task.node) : {}),
     };
+    // The same parser the agent reads it with: a catalog entry it would refuse is refused here.
+    try {
+      parseImageInfo(imageInfo, nodeForAgent(task.node));
+    } catch (e) {
+      if (!(e instanceof ImageInfoError)) throw e;
+      throw new KilnError(
+        'VALIDATION_FAILED',
+        `cannot deploy image ${image.name} to node ${nodeLabel(task.node)}: ${e.message}`,
+      );
+    }
     const configdrive = await opts.configDrive?.(task.node);
     const step: Step = {
       interface: 'deploy',

@@ -132,6 +132,65 @@ test('errors: busy is CONFLICT, other faults AGENT_ERROR naming node and URL, 3 
   await c.close();
 });
 
+test('a malformed agent answer is an AGENT_ERROR naming the field; well-formed ones pass', async () => {
+  let answer: { post: unknown; list: unknown } = { post: null, list: null };
+  const a = await stub((m) => ({ status: 200, body: m === 'POST' ? answer.post : answer.list }));
+  const c = new AgentClient({ log: silentLogger() });
+  const node = { uuid: 'n1', name: 'rack1-u7', driver_internal_info: { agent_url: a.url } };
+  const malformed = (field: RegExp) => (e: Error & { code?: string }) =>
+    e.code === 'AGENT_ERROR' &&
+    e.message.includes('rack1-u7') &&
+    /malformed/.test(e.message) &&
+    field.test(e.message);
+  const ok = (result: unknown) => ({ ...rec('x', 'SUCCEEDED', result), command_name: 'x' });
+
+  answer = {
+    post: { id: 'c1', command_name: 'sync', command_error: null, command_result: null },
+    list: null,
+  };
+  await assert.rejects(c.sync(node), malformed(/command_status/), 'a record with no status');
+  answer = { post: null, list: { commands: [{ ...rec('sync', 'SUCCEEDED'), id: 7 }] } };
+  await assert.rejects(c.listCommands(node), malformed(/commands\.0\.id/));
+
+  answer = { post: ok({ clean_steps: { GenericHardwareManager: [{ step: 'erase_devices' }] } }), list: null };
+  await assert.rejects(
+    c.getCleanSteps(node, {}, []),
+    malformed(/clean_steps\.GenericHardwareManager\.0\.interface/),
+  );
+  answer = { post: ok({ deploy_steps: 'none' }), list: null };
+  await assert.rejects(c.getDeploySteps(node, {}, []), malformed(/deploy_steps/));
+  answer = { post: ok({ 'root uuid': 42 }), list: null };
+  await assert.rejects(c.getPartitionUuids(node), malformed(/root uuid/));
+  answer = { post: ok({ interfaces: [], cpu: { count: 'four' } }), list: null };
+  await assert.rejects(c.getHardwareInfo(node), malformed(/inventory: .*cpu\.count/));
+
+  // What IPA 9.4.3 answers, extra keys and all.
+  const step = {
+    step: 'erase_devices',
+    interface: 'deploy',
+    priority: 10,
+    reboot_requested: false,
+    abortable: true,
+    argsinfo: null,
+  };
+  answer = {
+    post: ok({
+      clean_steps: { GenericHardwareManager: [step] },
+      hardware_manager_version: { generic_hardware_manager: '1.1' },
+    }),
+    list: null,
+  };
+  assert.deepEqual(await c.getCleanSteps(node, {}, []), {
+    steps: [step],
+    hardware_manager_version: { generic_hardware_manager: '1.1' },
+  });
+  answer = { post: ok({}), list: null };
+  assert.deepEqual(await c.getPartitionUuids(node), {});
+  answer = { post: ok(null), list: null };
+  assert.deepEqual(await c.getPartitionUuids(node), {}, 'None before an image was written');
+  await c.close();
+});
+
 test('an HTTPS agent is trusted through the certificate it sent with its heartbeat', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-agent-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

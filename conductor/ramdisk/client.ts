@@ -5,7 +5,16 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { CommandList, type CommandRecord, type Inventory, type Step } from '../../shared/wire/ipa.ts';
+import {
+  CommandList,
+  CommandRecord,
+  checkWire,
+  GetCleanStepsResult,
+  GetDeployStepsResult,
+  Inventory,
+  PartitionUuids,
+  type Step,
+} from '../../shared/wire/ipa.ts';
 import type { AgentCommands } from '../provision/agent-workflow.ts';
 
 /** What the client needs of a node: where its agent is and the token it was given. */
@@ -229,7 +238,7 @@ export class AgentClient {
       throw e;
     }
     if (res.status >= 400) this.fail(node, what, res.status, res.json);
-    const record = res.json as CommandRecord;
+    const record = this.checked(node, what, CommandRecord, res.json, 'the command record');
     this.opts.log.debug(
       { node: node.uuid, command: name, status: record.command_status },
       'agent command sent',
@@ -241,7 +250,24 @@ export class AgentClient {
   async listCommands(node: AgentTarget): Promise<CommandRecord[]> {
     const res = await this.send(node, 'GET', '/v1/commands/', 'listing agent commands');
     if (res.status >= 400) this.fail(node, 'listing agent commands', res.status, res.json);
-    return CommandList.parse(res.json).commands;
+    return this.checked(node, 'listing agent commands', CommandList, res.json, 'the command list').commands;
+  }
+
+  /** The agent's answer checked against its wire schema; a malformed one is an AGENT_ERROR naming the field. */
+  private checked<T>(
+    node: AgentTarget,
+    what: string,
+    schema: Parameters<typeof checkWire<T>>[0],
+    data: unknown,
+    shape: string,
+  ): T {
+    const r = checkWire(schema, data);
+    if (r.ok) return r.data;
+    throw new KilnError(
+      'AGENT_ERROR',
+      `${what} on node ${label(node)}: the agent at ${this.base(node)} answered a malformed ${shape}: ${r.message}`,
+      { details: { node: node.uuid, agent_url: this.base(node), issues: r.issues } },
+    );
   }
 
   /** Poll until the last command called `name` is no longer RUNNING (Ironic's _wait_for_command). */
@@ -279,11 +305,10 @@ export class AgentClient {
   }
 
   async getCleanSteps(node: AgentTarget, agentNode: unknown, ports: unknown[]) {
-    const r = await this.syncResult(node, 'clean.get_clean_steps', { node: agentNode, ports });
-    return {
-      steps: flattenSteps(r, 'clean'),
-      hardware_manager_version: (r as Record<string, unknown>)?.hardware_manager_version,
-    };
+    const what = 'agent command clean.get_clean_steps';
+    const raw = await this.syncResult(node, 'clean.get_clean_steps', { node: agentNode, ports });
+    const r = this.checked(node, what, GetCleanStepsResult, raw, 'command_result');
+    return { steps: flattenSteps(r, 'clean'), hardware_manager_version: r.hardware_manager_version };
   }
 
   executeCleanStep(
@@ -302,11 +327,10 @@ export class AgentClient {
   }
 
   async getDeploySteps(node: AgentTarget, agentNode: unknown, ports: unknown[]) {
-    const r = await this.syncResult(node, 'deploy.get_deploy_steps', { node: agentNode, ports });
-    return {
-      steps: flattenSteps(r, 'deploy'),
-      hardware_manager_version: (r as Record<string, unknown>)?.hardware_manager_version,
-    };
+    const what = 'agent command deploy.get_deploy_steps';
+    const raw = await this.syncResult(node, 'deploy.get_deploy_steps', { node: agentNode, ports });
+    const r = this.checked(node, what, GetDeployStepsResult, raw, 'command_result');
+    return { steps: flattenSteps(r, 'deploy'), hardware_manager_version: r.hardware_manager_version };
   }
 
   executeDeployStep(
@@ -324,11 +348,15 @@ export class AgentClient {
     });
   }
 
-  async getPartitionUuids(node: AgentTarget): Promise<Record<string, unknown>> {
-    return ((await this.syncResult(node, 'standby.get_partition_uuids', {})) ?? {}) as Record<
-      string,
-      unknown
-    >;
+  async getPartitionUuids(node: AgentTarget): Promise<PartitionUuids> {
+    const r = (await this.syncResult(node, 'standby.get_partition_uuids', {})) ?? {};
+    return this.checked(
+      node,
+      'agent command standby.get_partition_uuids',
+      PartitionUuids,
+      r,
+      'command_result',
+    );
   }
 
   installBootloader(node: AgentTarget, params: Record<string, unknown>): Promise<CommandRecord> {
@@ -350,7 +378,8 @@ export class AgentClient {
   }
 
   async getHardwareInfo(node: AgentTarget): Promise<Inventory> {
-    return (await this.syncResult(node, 'poll.get_hardware_info', {})) as Inventory;
+    const r = await this.syncResult(node, 'poll.get_hardware_info', {});
+    return this.checked(node, 'agent command poll.get_hardware_info', Inventory, r, 'inventory');
   }
 
   /** The per-node view the provision workflow uses. */

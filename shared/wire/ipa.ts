@@ -169,85 +169,185 @@ export const Step = z.looseObject({
 });
 export type Step = z.infer<typeof Step>;
 
+// ---- params and results of the commands Kiln's conductor sends and reads ----
+
+/** Steps by hardware manager, as get_*_steps lists them: {"GenericHardwareManager": [...]}. */
+const StepsByManager = z.record(z.string(), z.array(Step));
+const HardwareManagerVersion = z.optional(z.nullable(Json));
+
+/** Result of clean.get_clean_steps. */
+export const GetCleanStepsResult = z.looseObject({
+  clean_steps: StepsByManager,
+  hardware_manager_version: HardwareManagerVersion,
+});
+/** Result of deploy.get_deploy_steps. */
+export const GetDeployStepsResult = z.looseObject({
+  deploy_steps: StepsByManager,
+  hardware_manager_version: HardwareManagerVersion,
+});
+
+/** A step as execute_*_step takes it: IPA needs only its name. */
+export const StepToRun = z.extend(Step, { interface: z.optional(z.string()) });
+export type StepToRun = z.infer<typeof StepToRun>;
+
+/** What execute_clean_step and execute_deploy_step both take: the node as Ironic's node.as_dict, its ports. */
+const stepParams = { step: StepToRun, node: z.optional(Json), ports: z.optional(z.array(z.unknown())) };
+/** Params of clean.execute_clean_step. */
+export const ExecuteCleanStepParams = z.looseObject({ ...stepParams, clean_version: HardwareManagerVersion });
+export type ExecuteCleanStepParams = z.infer<typeof ExecuteCleanStepParams>;
+/** Params of deploy.execute_deploy_step. */
+export const ExecuteDeployStepParams = z.looseObject({
+  ...stepParams,
+  deploy_version: HardwareManagerVersion,
+});
+export type ExecuteDeployStepParams = z.infer<typeof ExecuteDeployStepParams>;
+
+/** Result of standby.get_partition_uuids ({} before an image was written). */
+export const PartitionUuids = z.looseObject({
+  'root uuid': z.optional(z.nullable(z.string())),
+  'efi system partition uuid': z.optional(z.nullable(z.string())),
+  'PReP Boot partition uuid': z.optional(z.nullable(z.string())),
+  partitions: z.optional(z.nullable(z.record(z.string(), z.nullable(z.string())))),
+});
+export type PartitionUuids = z.infer<typeof PartitionUuids>;
+
 // ---- inventory (GenericHardwareManager.list_hardware_info) ----
+// As IPA 9.4.3 sends it. Extra keys pass (hardware managers add their own); fields a real agent
+// sends as None are nullable; fields older IPAs or Kiln alone send are optional.
 
-export interface InventoryCpu {
-  model_name: string | null;
-  frequency: string | null;
-  count: number;
-  architecture: string;
-  flags: string[];
-  socket_count?: number | null;
-}
+const nstr = z.nullable(z.string());
+const onstr = z.optional(nstr);
 
-export interface InventoryMemory {
-  total: number;
-  physical_mb: number | null;
-}
+export const InventoryCpu = z.looseObject({
+  model_name: nstr,
+  frequency: nstr,
+  count: z.number(),
+  architecture: z.string(),
+  flags: z.array(z.string()),
+  socket_count: z.optional(z.nullable(z.number())),
+});
+export type InventoryCpu = z.infer<typeof InventoryCpu>;
 
-export interface InventoryDisk {
-  name: string;
-  model: string | null;
-  size: number;
-  rotational: boolean;
-  wwn: string | null;
-  serial: string | null;
-  vendor: string | null;
-  wwn_with_extension: string | null;
-  wwn_vendor_extension: string | null;
-  hctl: string | null;
-  by_path: string | null;
-}
+export const InventoryMemory = z.looseObject({
+  total: z.number(),
+  physical_mb: z.nullable(z.number()),
+});
+export type InventoryMemory = z.infer<typeof InventoryMemory>;
 
-export interface InventoryInterface {
-  name: string;
-  mac_address: string;
-  ipv4_address: string | null;
-  ipv6_address: string | null;
-  has_carrier: boolean;
+export const InventoryDisk = z.looseObject({
+  name: z.string(),
+  model: nstr,
+  size: z.number(),
+  rotational: z.boolean(),
+  wwn: nstr,
+  serial: nstr,
+  vendor: nstr,
+  wwn_with_extension: nstr,
+  wwn_vendor_extension: nstr,
+  hctl: nstr,
+  by_path: onstr,
+});
+export type InventoryDisk = z.infer<typeof InventoryDisk>;
+
+export const InventoryInterface = z.looseObject({
+  name: z.string(),
+  mac_address: z.string(),
+  ipv4_address: nstr,
+  ipv6_address: nstr,
+  has_carrier: z.boolean(),
   /** [tlv_type, hex] pairs; null unless ipa-collect-lldp. */
-  lldp: [number, string][] | null;
-  vendor: string | null;
-  product: string | null;
-  client_id: string | null;
-  biosdevname: string | null;
-  speed_mbps: number | null;
+  lldp: z.nullable(z.array(z.tuple([z.number(), z.string()]))),
+  vendor: nstr,
+  product: nstr,
+  client_id: nstr,
+  biosdevname: nstr,
+  speed_mbps: z.optional(z.nullable(z.number())),
   /** Kiln addition: kernel driver bound to the NIC. */
-  driver?: string | null;
-}
+  driver: onstr,
+});
+export type InventoryInterface = z.infer<typeof InventoryInterface>;
 
-export interface InventorySystemVendor {
-  product_name: string | null;
-  serial_number: string | null;
-  manufacturer: string | null;
-  firmware: { vendor: string | null; version: string | null; build_date: string | null };
+export const InventorySystemVendor = z.looseObject({
+  product_name: nstr,
+  serial_number: nstr,
+  manufacturer: nstr,
+  firmware: z.looseObject({ vendor: nstr, version: nstr, build_date: nstr }),
   /** Kiln addition: SMBIOS system UUID. */
-  system_uuid?: string | null;
-}
+  system_uuid: onstr,
+});
+export type InventorySystemVendor = z.infer<typeof InventorySystemVendor>;
 
-export interface InventoryBoot {
-  current_boot_mode: 'uefi' | 'bios';
-  pxe_interface: string | null;
-}
+export const InventoryBoot = z.looseObject({
+  current_boot_mode: z.enum(['uefi', 'bios']),
+  pxe_interface: nstr,
+});
+export type InventoryBoot = z.infer<typeof InventoryBoot>;
 
-export interface CollectorFailure {
-  collector: string;
-  message: string;
-}
+export const CollectorFailure = z.looseObject({ collector: z.string(), message: z.string() });
+export type CollectorFailure = z.infer<typeof CollectorFailure>;
 
-export interface Inventory {
-  interfaces: InventoryInterface[];
-  cpu: InventoryCpu;
-  disks: InventoryDisk[];
-  memory: InventoryMemory;
-  bmc_address: string | null;
-  bmc_v6address: string | null;
-  bmc_mac: string | null;
-  system_vendor: InventorySystemVendor;
-  boot: InventoryBoot;
-  hostname: string;
+export const Inventory = z.looseObject({
+  interfaces: z.array(InventoryInterface),
+  cpu: InventoryCpu,
+  disks: z.array(InventoryDisk),
+  memory: InventoryMemory,
+  bmc_address: nstr,
+  bmc_v6address: onstr,
+  bmc_mac: onstr,
+  system_vendor: InventorySystemVendor,
+  boot: InventoryBoot,
+  hostname: nstr,
   /** Kiln addition: what the agent could not collect, so the conductor can show it. */
-  kiln_collector_failures: CollectorFailure[];
+  kiln_collector_failures: z.optional(z.array(CollectorFailure)),
+});
+/** The inventory's named members (the index signature of the extra keys left out of the type). */
+export type Inventory = KnownKeys<z.infer<typeof Inventory>>;
+type KnownKeys<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
+
+/** What Kiln's own agent reports: an Inventory that always says what it could not collect. */
+export type KilnInventory = Inventory & { kiln_collector_failures: CollectorFailure[] };
+
+/** A failed parse as one line naming each bad field's path, and the issues for `details`. */
+export interface WireProblem {
+  message: string;
+  issues: { path: string; message: string }[];
+}
+
+interface WireIssue {
+  path: readonly PropertyKey[];
+  message: string;
+  expected?: unknown;
+  values?: readonly unknown[];
+}
+
+/** zod/mini (the agent) carries no message locale: say what was expected instead of "Invalid input". */
+function issueMessage(i: WireIssue): string {
+  if (i.message !== 'Invalid input') return i.message;
+  if (i.expected) return `expected ${String(i.expected)}`;
+  if (i.values) return `expected one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  return i.message;
+}
+
+export function wireProblem(error: { issues: readonly WireIssue[] }): WireProblem {
+  const issues = error.issues.map((i) => ({
+    path: i.path.map(String).join('.') || '(root)',
+    message: issueMessage(i),
+  }));
+  return { issues, message: issues.map((i) => `${i.path}: ${i.message}`).join('; ') };
+}
+
+/** Parse wire data, or return what is wrong with it (paths relative to `prefix`). */
+export function checkWire<T>(
+  schema: z.ZodMiniType<T>,
+  input: unknown,
+  prefix?: string,
+): { ok: true; data: T } | ({ ok: false } & WireProblem) {
+  const r = schema.safeParse(input);
+  if (r.success) return { ok: true, data: r.data };
+  const p = wireProblem({
+    issues: r.error.issues.map((i) => ({ ...i, path: prefix ? [prefix, ...i.path] : i.path })),
+  });
+  return { ok: false, ...p };
 }
 
 /** Compare "1.62"-style microversions. */

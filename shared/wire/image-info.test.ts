@@ -77,3 +77,49 @@ test("partition image fields; the boot mode is the node's, else image_info's, el
   assert.equal(parseImageInfo(info).partition, null);
   assert.throws(() => parseImageInfo({ ...info, image_type: 'partition' }), /needs root_mb/);
 });
+
+test('malformed image_info is refused naming the field; what stock Ironic 2023.1 sends passes', () => {
+  const ok = { ...base, checksum: 'x' };
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['no id', { ...ok, id: undefined }, /image_info\.id/],
+    ['an empty id', { ...ok, id: '' }, /image_info\.id/],
+    ['urls as one string', { ...ok, urls: 'http://x/img' }, /image_info\.urls/],
+    ['a url that is not a string', { ...ok, urls: ['http://x/img', 7] }, /image_info\.urls\.1/],
+    ['a numeric disk_format', { ...ok, disk_format: 5 }, /image_info\.disk_format/],
+    ['a checksum object', { ...ok, checksum: { md5: 'x' } }, /image_info\.checksum/],
+    ['root_mb as a list', { ...ok, image_type: 'partition', root_mb: [1] }, /image_info\.root_mb/],
+  ];
+  for (const [what, info, path] of cases) {
+    assert.throws(
+      () => parseImageInfo(info),
+      (e: Error) => e.name === 'ImageInfoError' && path.test(e.message),
+      what,
+    );
+  }
+  // Ironic's agent_base image_info for a partition image, extra keys and nulls included.
+  const ironic = {
+    id: '6f1c2b4e-6d0a-4d3b-9b7e-1f0e5c1d2a3b',
+    urls: ['http://10.0.0.1:8080/agent_images/6f1c'],
+    disk_format: 'raw',
+    container_format: 'bare',
+    stream_raw_images: true,
+    checksum: null,
+    os_hash_algo: 'sha512',
+    os_hash_value: 'ab'.repeat(64),
+    node_uuid: '1be26c0b-03f2-4d2d-ae87-c02d7f33c123',
+    image_type: 'partition',
+    root_mb: 10240,
+    swap_mb: 0,
+    ephemeral_mb: 0,
+    ephemeral_format: null,
+    preserve_ephemeral: false,
+    boot_option: 'local',
+    deploy_boot_mode: 'uefi',
+    disk_label: null,
+    image_size: null,
+  };
+  const info = parseImageInfo(ironic);
+  assert.equal(info.partition?.rootMb, 10240);
+  assert.equal(info.bootMode, 'uefi');
+  assert.equal(info.checksum.algo, 'sha512');
+});
