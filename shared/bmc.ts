@@ -3,6 +3,7 @@
 //   redfish+http://127.0.0.1:8000/redfish/v1/Systems/1        fake://anything
 // The scheme picks the power driver. A password in the URL is accepted on input, moved out into
 // the write-only secret, and never stored in (or echoed with) the address.
+import { KilnError } from './errors.ts';
 
 export const DRIVERS = ['ipmi', 'redfish', 'fake'] as const;
 export type DriverName = (typeof DRIVERS)[number];
@@ -22,7 +23,12 @@ export interface BmcAddress {
   path: string | null;
 }
 
-export class BmcAddressError extends Error {}
+/** A bmc_address that can't be parsed; callers match on isKilnError(e) && e.code === 'VALIDATION_FAILED'. */
+export class BmcAddressError extends KilnError {
+  constructor(message: string) {
+    super('VALIDATION_FAILED', message);
+  }
+}
 
 export function parseBmcAddress(input: string): BmcAddress {
   let url: URL;

@@ -76,6 +76,14 @@ export function isKilnError(e: unknown): e is KilnError {
   return typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'KilnError' && 'code' in e;
 }
 
+/**
+ * For the few error classes that carry a code of the union without being KilnErrors (their own
+ * fields clash with KilnError's, e.g. OriginError's origin `status`): match on the code.
+ */
+export function hasErrorCode<C extends ErrorCode>(e: unknown, code: C): e is { code: C; message: string } {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
+}
+
 /** The one error body every Kiln API answers with. */
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: unknown };

@@ -6,6 +6,7 @@
 // the same sequence as an ordinary end of stream.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { hasErrorCode } from '../../shared/errors.ts';
 
 export class OriginError extends Error {
   readonly code = 'IMAGE_ORIGIN_FAILED';
@@ -113,7 +114,7 @@ function follow(url: string, req: OriginRequest, redirectsLeft: number): Promise
     );
     r.on('error', (e) =>
       reject(
-        e instanceof OriginError
+        hasErrorCode(e, 'IMAGE_ORIGIN_FAILED')
           ? e
           : new OriginError(`image origin ${maskUrl(url)} is unreachable: ${(e as Error).message}`, null),
       ),

@@ -1,8 +1,8 @@
 // Node and port bookkeeping behind the API: create, update, delete, and resolving "uuid or name".
 // Provision and power actions live in conductor/provision/.
 import { randomUUID } from 'node:crypto';
-import { BmcAddressError, parseBmcAddress } from '../../shared/bmc.ts';
-import { KilnError } from '../../shared/errors.ts';
+import { parseBmcAddress } from '../../shared/bmc.ts';
+import { isKilnError, KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { normaliseMac } from '../../shared/mac.ts';
 import { BUSY_STATES, ProvisionState } from '../../shared/states.ts';
@@ -36,7 +36,7 @@ function bmcFields(address: string | null | undefined, password: string | null |
     const bmc = parseBmcAddress(address);
     return { driver: bmc.driver, bmc_address: bmc.address, bmc_password: bmc.password ?? password ?? null };
   } catch (e) {
-    if (e instanceof BmcAddressError) {
+    if (isKilnError(e) && e.code === 'VALIDATION_FAILED') {
       throw new KilnError('VALIDATION_FAILED', e.message, {
         details: [{ path: 'bmc_address', message: e.message }],
       });

@@ -1,7 +1,7 @@
 // Picks the power driver for a node by name ('ipmi' | 'redfish' | 'fake', the scheme of its
 // bmc_address) and turns a stored node into the credentials a driver takes.
-import { BmcAddressError, parseBmcAddress } from '../../shared/bmc.ts';
-import { KilnError } from '../../shared/errors.ts';
+import { parseBmcAddress } from '../../shared/bmc.ts';
+import { isKilnError, KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { NodeRecord } from '../store/store.ts';
@@ -71,7 +71,7 @@ export function credsForNode(
   try {
     bmc = parseBmcAddress(node.bmc_address);
   } catch (e) {
-    if (e instanceof BmcAddressError) {
+    if (isKilnError(e) && e.code === 'VALIDATION_FAILED') {
       throw new KilnError('BMC_UNSUPPORTED', `node ${node.uuid}: ${e.message}`, {
         details: { node: node.uuid },
       });

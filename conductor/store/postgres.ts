@@ -4,7 +4,7 @@
 // WHERE clause after the first commits), and a transition holds the node row FOR UPDATE while it
 // checks lock and state, so nothing can move the node between the check and the write.
 import pg from 'pg';
-import { KilnError } from '../../shared/errors.ts';
+import { isKilnError, KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
 import {
   JSON_COLUMNS,
@@ -552,7 +552,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     await migrate(pool, where);
   } catch (e) {
     await pool.end().catch(() => undefined);
-    if (e instanceof KilnError) throw e;
+    if (isKilnError(e)) throw e;
     throw new KilnError(
       'CONFIG_INVALID',
       `cannot open the store at ${where}: ${(e as Error).message}; check the URL, the credentials and that the server is running`,

@@ -1,6 +1,7 @@
 // DHCPv4 packet codec (RFC 2131 section 2 layout, RFC 2132 options, RFC 3396 long options).
 // parsePacket never lets a RangeError out: any malformed input becomes a DhcpParseError that
 // says which field is wrong, so the server can log one line and drop the datagram.
+import { KilnError } from '../../../shared/errors.ts';
 import { formatMac, hardwareAddressBytes } from '../../../shared/mac.ts';
 import { decodeText, Opt } from './options.ts';
 
@@ -34,11 +35,10 @@ export interface DhcpPacket {
   options: Map<number, Buffer>;
 }
 
-export class DhcpParseError extends Error {
-  readonly code = 'DHCP_MALFORMED';
+/** A packet that can't be parsed (code DHCP_MALFORMED): the server drops it. */
+export class DhcpParseError extends KilnError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DhcpParseError';
+    super('DHCP_MALFORMED', message);
   }
 }
 

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
-import { KilnError } from '../../../shared/errors.ts';
+import { isKilnError, KilnError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { bindToDevice } from './bind-device.ts';
 import {
@@ -18,7 +18,7 @@ import {
 } from './handlers.ts';
 import { type LeaseStore, MemoryLeaseStore } from './lease-store.ts';
 import { DEFAULT_LOADERS, type Loaders, type NetbootUrls } from './netboot.ts';
-import { DhcpParseError, encodePacket, parsePacket } from './packet.ts';
+import { encodePacket, parsePacket } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import { LeasePool } from './pool.ts';
 import { Subnet, type SubnetConfig } from './subnet.ts';
@@ -161,7 +161,7 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
         req = parsePacket(msg);
       } catch (err) {
         stats.malformed++;
-        if (err instanceof DhcpParseError)
+        if (isKilnError(err) && err.code === 'DHCP_MALFORMED')
           log.debug(
             { from: rinfo.address, iface: iface.name, reason: err.message },
             'dropped malformed DHCP packet',
