@@ -2,6 +2,7 @@
 // `BMC-IP MAC USER PASSWORD`, as devstack's IRONIC_HWINFO_FILE) or a YAML/JSON list of nodes.
 // Every bad entry is reported with its line (or index) and the good ones are still imported.
 import { parse as parseYaml } from 'yaml';
+import { normaliseMac } from '../shared/mac.ts';
 import { NodeCreate } from '../shared/wire/api.ts';
 
 export interface ImportEntry {
@@ -21,7 +22,6 @@ export interface ParsedImport {
   problems: ImportProblem[];
 }
 
-const MAC = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
 function parseHardwareInfo(text: string): ParsedImport {
@@ -41,7 +41,7 @@ function parseHardwareInfo(text: string): ParsedImport {
       out.problems.push({ line, message: `"${ip}" is not an IP address or host name` });
       return;
     }
-    if (!MAC.test(mac)) {
+    if (normaliseMac(mac) === null) {
       out.problems.push({ line, message: `"${mac}" is not a MAC address` });
       return;
     }

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { KilnError } from '../shared/errors.ts';
+import { normaliseMac } from '../shared/mac.ts';
 import { DEFAULT_LOADERS } from './boot/dhcp/netboot.ts';
 import { Subnet, type SubnetConfig } from './boot/dhcp/subnet.ts';
 
@@ -38,7 +39,7 @@ const SubnetSchema = z
         z.strictObject({
           mac: z
             .string()
-            .regex(/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i, 'must be a MAC address like 52:54:00:12:34:56'),
+            .refine((v) => normaliseMac(v) !== null, 'must be a MAC address like 52:54:00:12:34:56'),
           ip: z.ipv4(),
           hostname: z.string().min(1).optional(),
         }),

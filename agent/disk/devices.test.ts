@@ -4,6 +4,7 @@ import {
   type BlockDevice,
   matchesHints,
   parseLsblk,
+  pickRootDevice,
   selectEraseTargets,
   selectRootDevice,
   unsafeReason,
@@ -152,5 +153,15 @@ describe('safety', () => {
     await assert.rejects(selectEraseTargets(devs(), ['/dev/sdz']), /not eligible/);
     const only = await selectEraseTargets(devs(), null, { allowOnly: ['/dev/loop7'] });
     assert.equal(only.targets.length + only.skipped.length, 0);
+  });
+});
+
+describe('the root-disk rule without hints', () => {
+  test('takes the smallest disk of at least 4 GiB, ties by name, whatever the listing order', () => {
+    const base = byName('sda');
+    const disk = (name: string, size: number): BlockDevice => ({ ...base, name, path: `/dev/${name}`, size });
+    const listed = [disk('sdz', 8 * GiB), disk('sdb', 8 * GiB), disk('sdc', 2 * GiB), disk('sdd', 16 * GiB)];
+    assert.equal(pickRootDevice(listed, null).path, '/dev/sdb');
+    assert.equal(pickRootDevice([...listed].reverse(), null).path, '/dev/sdb');
   });
 });

@@ -5,6 +5,7 @@
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run as defaultRun, type Runner } from '../../shared/exec.ts';
+import { rootDiskCandidates } from '../../shared/root-disk.ts';
 
 export interface BlockDevice {
   name: string;
@@ -232,8 +233,6 @@ export interface SelectionPolicy {
   skip?: readonly Hints[];
 }
 
-const MIN_ROOT = 4 * 1024 ** 3;
-
 function candidates(devs: BlockDevice[], policy: SelectionPolicy): BlockDevice[] {
   const allow = policy.allowOnly ? new Set(policy.allowOnly.map(devName)) : null;
   return devs
@@ -252,9 +251,7 @@ export function pickRootDevice(
 ): BlockDevice {
   const pool = candidates(devs, policy);
   const withHints = hints && Object.keys(hints).length > 0;
-  const matching = withHints
-    ? pool.filter((d) => matchesHints(d, hints))
-    : pool.filter((d) => d.size >= MIN_ROOT).sort((a, b) => a.size - b.size);
+  const matching = withHints ? pool.filter((d) => matchesHints(d, hints)) : rootDiskCandidates(pool);
   if (matching.length === 0) {
     throw new DiskSelectionError(
       withHints
