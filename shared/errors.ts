@@ -17,6 +17,9 @@ export type ErrorCode =
   | 'EXEC_FAILED'
   | 'DHCP_MALFORMED'
   | 'INVALID_IMAGE_INFO'
+  | 'BMC_AUTH'
+  | 'BMC_UNREACHABLE'
+  | 'RETRIES_EXHAUSTED'
   | 'INTERNAL';
 
 /** CLI exit codes, shared by every command: scripts branch on them. */
@@ -48,6 +51,12 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; exit: ExitCode }> 
   DHCP_MALFORMED: { status: 400, exit: EXIT.usage },
   /** image_info that does not describe a writable image (shared/wire/image-info.ts). */
   INVALID_IMAGE_INFO: { status: 400, exit: EXIT.usage },
+  /** The BMC refused the credentials or the user's privilege. */
+  BMC_AUTH: { status: 502, exit: EXIT.error },
+  /** The BMC did not answer, refused the connection, or its name does not resolve. */
+  BMC_UNREACHABLE: { status: 502, exit: EXIT.error },
+  /** A transient failure lasted through every retry (the last one is the cause). */
+  RETRIES_EXHAUSTED: { status: 502, exit: EXIT.error },
   INTERNAL: { status: 500, exit: EXIT.error },
 };
 

@@ -1,10 +1,10 @@
 // The IPMI power driver: runs ipmitool over LAN (RMCP+ by default) for every call, as Ironic's
 // ipmitool driver does. Each ipmitool run is bounded by its own -N/-R and by a process timeout;
 // transient failures are retried with backoff, refusals (bad password, cipher, privilege) are not.
-import { KilnError } from '../../shared/errors.ts';
+import { type ErrorCode, hasErrorCode, isKilnError, KilnError } from '../../shared/errors.ts';
 import {
   run as defaultRun,
-  ExecError,
+  type ExecError,
   type Runner,
   type RunOptions,
   type RunResult,
@@ -29,7 +29,7 @@ import {
   stderrSummary,
 } from './ipmi-command.ts';
 import { IpmiOptions, parseDriverOptions } from './options.ts';
-import { AttemptsExhausted, withRetries } from './retry.ts';
+import { lastFailure, withRetries } from './retry.ts';
 import { waitForPower } from './wait.ts';
 
 export interface IpmiDriverOptions {
@@ -39,13 +39,33 @@ export interface IpmiDriverOptions {
   ipmitool?: string;
 }
 
-class IpmiFailure extends Error {
+const IPMI_CODE: Record<IpmiFailureKind, ErrorCode> = {
+  credentials: 'BMC_AUTH',
+  privilege: 'BMC_AUTH',
+  cipher: 'BMC_ERROR',
+  dns: 'BMC_UNREACHABLE',
+  'no-response': 'BMC_UNREACHABLE',
+  missing: 'EXEC_FAILED',
+  other: 'BMC_ERROR',
+};
+
+/** One failed ipmitool run, classified; toKilnError turns it into the BMC_ERROR callers see. */
+class IpmiFailure extends KilnError {
   constructor(
     readonly kind: IpmiFailureKind,
     readonly summary: string,
   ) {
-    super(summary);
+    super(IPMI_CODE[kind], summary, { details: { kind } });
   }
+}
+
+function isIpmiFailure(e: unknown): e is IpmiFailure {
+  return (
+    isKilnError(e) &&
+    Object.values(IPMI_CODE).includes(e.code) &&
+    typeof (e as { kind?: unknown }).kind === 'string' &&
+    typeof (e as { summary?: unknown }).summary === 'string'
+  );
 }
 
 const BOOTDEV: Record<BootDevice, string> = { pxe: 'pxe', disk: 'disk', cdrom: 'cdrom' };
@@ -149,7 +169,7 @@ export class IpmiPowerDriver implements PowerDriver {
     try {
       return await withRetries(
         { tries: o.tries, backoffMs: o.backoff_ms },
-        (e) => e instanceof IpmiFailure && isTransient(e.kind),
+        (e) => isIpmiFailure(e) && isTransient(e.kind),
         async (attempt) => {
           const started = Date.now();
           try {
@@ -160,9 +180,10 @@ export class IpmiPowerDriver implements PowerDriver {
             );
             return r;
           } catch (e) {
-            if (!(e instanceof ExecError)) throw e;
-            const kind = classifyIpmiFailure(e.stderrTail, e.timedOut, e.missing);
-            const failure = new IpmiFailure(kind, stderrSummary(e.stderrTail) || e.message);
+            if (!hasErrorCode(e, 'EXEC_FAILED')) throw e;
+            const x = e as ExecError;
+            const kind = classifyIpmiFailure(x.stderrTail, x.timedOut, x.missing);
+            const failure = new IpmiFailure(kind, stderrSummary(x.stderrTail) || x.message);
             this.log.warn(
               {
                 bmc: creds.bmc.address,
@@ -185,9 +206,8 @@ export class IpmiPowerDriver implements PowerDriver {
   }
 
   private toKilnError(creds: BmcCredentials, o: IpmiOptions, what: string, e: unknown): unknown {
-    const exhausted = e instanceof AttemptsExhausted;
-    const failure = exhausted ? e.last : e;
-    if (!(failure instanceof IpmiFailure)) return e;
+    const { exhausted, failure } = lastFailure(e);
+    if (!isIpmiFailure(failure)) return e;
     const bmc = label(creds);
     const user = creds.bmc.username ?? '';
     const details = {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
+import { type ErrorCode, isKilnError, KilnError } from '../../shared/errors.ts';
 import type { BmcCredentials } from './driver.ts';
 import type { RedfishOptions } from './options.ts';
 
@@ -21,16 +22,42 @@ export type RedfishFailureKind =
   | 'tls-handshake'
   | 'ca-file';
 
-export class RedfishFailure extends Error {
+const REDFISH_CODE: Record<RedfishFailureKind, ErrorCode> = {
+  credentials: 'BMC_AUTH',
+  privilege: 'BMC_AUTH',
+  'not-found': 'BMC_ERROR',
+  'refused-request': 'BMC_ERROR',
+  'server-error': 'BMC_ERROR',
+  timeout: 'BMC_UNREACHABLE',
+  'connection-refused': 'BMC_UNREACHABLE',
+  'connection-reset': 'BMC_UNREACHABLE',
+  dns: 'BMC_UNREACHABLE',
+  'tls-untrusted': 'BMC_ERROR',
+  'tls-handshake': 'BMC_ERROR',
+  'ca-file': 'BMC_ERROR',
+};
+
+/** One failed Redfish request, classified; the driver turns it into the BMC_ERROR callers see. */
+export class RedfishFailure extends KilnError {
   constructor(
     readonly kind: RedfishFailureKind,
     message: string,
     /** True when the request surely never reached the BMC, so even a non-idempotent call may be resent. */
     readonly notSent: boolean,
-    readonly status: number | null = null,
+    /** The BMC's HTTP status, when it answered. */
+    readonly httpStatus: number | null = null,
   ) {
-    super(message);
+    super(REDFISH_CODE[kind], message, { details: { kind, status: httpStatus } });
   }
+}
+
+export function isRedfishFailure(e: unknown): e is RedfishFailure {
+  return (
+    isKilnError(e) &&
+    Object.values(REDFISH_CODE).includes(e.code) &&
+    typeof (e as { kind?: unknown }).kind === 'string' &&
+    typeof (e as { notSent?: unknown }).notSent === 'boolean'
+  );
 }
 
 export interface RedfishResponse {
@@ -240,7 +267,7 @@ export class RedfishHttp {
       }
       return { status: r.statusCode, headers: r.headers, body: parsed };
     } catch (e) {
-      if (e instanceof RedfishFailure || signal?.aborted) throw e;
+      if (isRedfishFailure(e) || signal?.aborted) throw e;
       if (deadline.aborted) throw new RedfishFailure('timeout', `no answer within ${o.timeout_s} s`, false);
       throw classifyTransportError(e);
     }

@@ -13,8 +13,8 @@ import type {
   PowerStateValue,
 } from './driver.ts';
 import { parseDriverOptions, RedfishOptions } from './options.ts';
-import { RedfishFailure, RedfishHttp, type RedfishResponse } from './redfish-http.ts';
-import { AttemptsExhausted, withRetries } from './retry.ts';
+import { isRedfishFailure, type RedfishFailure, RedfishHttp, type RedfishResponse } from './redfish-http.ts';
+import { lastFailure, withRetries } from './retry.ts';
 import { waitForPower } from './wait.ts';
 
 export interface RedfishDriverOptions {
@@ -133,7 +133,7 @@ export class RedfishPowerDriver implements PowerDriver {
     try {
       return await withRetries(
         { tries: o.tries, backoffMs: o.backoff_ms },
-        (e) => e instanceof RedfishFailure && transient(e) && (idempotent || e.notSent),
+        (e) => isRedfishFailure(e) && transient(e) && (idempotent || e.notSent),
         async (attempt) => {
           const started = Date.now();
           try {
@@ -144,7 +144,7 @@ export class RedfishPowerDriver implements PowerDriver {
             );
             return r;
           } catch (e) {
-            if (e instanceof RedfishFailure) {
+            if (isRedfishFailure(e)) {
               this.log.warn(
                 {
                   bmc: creds.bmc.address,
@@ -194,13 +194,12 @@ function label(creds: BmcCredentials): string {
 }
 
 function toKilnError(creds: BmcCredentials, o: RedfishOptions, what: string, e: unknown): unknown {
-  const exhausted = e instanceof AttemptsExhausted;
-  const f = exhausted ? e.last : e;
-  if (!(f instanceof RedfishFailure)) return e;
+  const { exhausted, failure: f } = lastFailure(e);
+  if (!isRedfishFailure(f)) return e;
   const bmc = label(creds);
   const tries = exhausted ? o.tries : 1;
   const user = creds.bmc.username ?? '';
-  const details = { bmc: creds.bmc.address, request: what, kind: f.kind, status: f.status, tries };
+  const details = { bmc: creds.bmc.address, request: what, kind: f.kind, status: f.httpStatus, tries };
   const msg = ((): string => {
     switch (f.kind) {
       case 'credentials':

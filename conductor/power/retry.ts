@@ -1,6 +1,8 @@
 // Bounded retries with exponential backoff for BMC calls. BMCs drop UDP packets and stall under
 // load, so a transient failure deserves another try; a rejected password does not, and retrying
 // it could lock the account. The caller decides which is which.
+import { isKilnError, KilnError } from '../../shared/errors.ts';
+
 export interface RetryPolicy {
   /** Total attempts, including the first. */
   tries: number;
@@ -8,13 +10,20 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export class AttemptsExhausted extends Error {
+export class AttemptsExhausted extends KilnError {
   constructor(
     readonly tries: number,
     readonly last: unknown,
   ) {
-    super(`gave up after ${tries} tries`, { cause: last });
+    super('RETRIES_EXHAUSTED', `gave up after ${tries} tries`, { cause: last });
   }
+}
+
+/** The last failure behind a RETRIES_EXHAUSTED, or the error itself. */
+export function lastFailure(e: unknown): { exhausted: boolean; failure: unknown } {
+  return isKilnError(e) && e.code === 'RETRIES_EXHAUSTED'
+    ? { exhausted: true, failure: (e as AttemptsExhausted).last }
+    : { exhausted: false, failure: e };
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
