@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { RAMDISK_FILES } from './boot/http.ts';
 import { bootInterfaceAddress } from './boot/index.ts';
 import { resolveConfigured } from './boot/tftp/resolve.ts';
-import type { ConductorConfig } from './config.ts';
+import { type ConductorConfig, isLoopbackHost } from './config.ts';
 import { parseStoreUrl } from './store/open.ts';
 
 export type CheckName = 'boot-interfaces' | 'public-url' | 'ramdisk' | 'loaders' | 'database' | 'ports';
@@ -54,10 +54,6 @@ export function derivePublicUrl(config: ConductorConfig, port: number, bootAddrs
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\./.test(h) || h === '::ffff:127.0.0.1';
-}
 
 /** A loopback public URL while boot services answer machines on a real network. */
 export function checkPublicUrl(config: ConductorConfig, addresses: Record<string, string>): Problem[] {

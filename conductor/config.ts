@@ -71,13 +71,14 @@ export function subnetConfig(s: SubnetSchema): SubnetConfig {
 }
 
 export const ConductorConfig = z.strictObject({
+  /** The operator API (REST, CLI, web console): authenticated, TLS, on its own address. */
   api: z
     .strictObject({
-      /** Address the REST API listens on. Env KILN_API_HOST. */
-      host: z.string().default('0.0.0.0'),
-      /** Port of the REST API (Ironic's is 6385). Env KILN_API_PORT. */
+      /** Address the operator API listens on; keep it off the provisioning network. Env KILN_API_HOST. */
+      host: z.string().default('127.0.0.1'),
+      /** Port of the operator API (Ironic's is 6385). Env KILN_API_PORT. */
       port: Port.default(6385),
-      /** URL nodes and agents use to reach this API (ipa-api-url). Env KILN_PUBLIC_URL. */
+      /** URL operators use to reach the API, when it differs from host:port (a proxy). */
       public_url: z.url().optional(),
       /** Largest request body accepted, in bytes. */
       body_limit: z.coerce
@@ -85,6 +86,56 @@ export const ConductorConfig = z.strictObject({
         .int()
         .positive()
         .default(1024 * 1024),
+      /** token: every request needs a bearer API token (kiln token create); none: only on loopback. Env KILN_API_AUTH. */
+      auth: z.enum(['token', 'none']).default('token'),
+      tls: z
+        .strictObject({
+          /** auto: a self-signed certificate made at first start (its fingerprint is logged); files: cert_file and key_file; off: plain HTTP. Env KILN_API_TLS. */
+          mode: z.enum(['auto', 'files', 'off']).default('auto'),
+          cert_file: z.string().min(1).optional(),
+          key_file: z.string().min(1).optional(),
+          /** Where the auto mode keeps its certificate and key (created 0600). */
+          dir: z.string().min(1).default('tls'),
+        })
+        .superRefine((t, ctx) => {
+          if (t.mode === 'files' && !(t.cert_file && t.key_file))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['mode'],
+              message: 'is files, which needs both api.tls.cert_file and api.tls.key_file',
+            });
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** The ramdisk-facing endpoints: lookup, heartbeat, inspection call-back, boot scripts and files, image cache. */
+  provisioning: z
+    .strictObject({
+      /** Address the provisioning endpoints listen on (the provisioning interfaces). Env KILN_PROVISIONING_HOST. */
+      host: z.string().default('0.0.0.0'),
+      /** Port of the provisioning endpoints. Env KILN_PROVISIONING_PORT. */
+      port: Port.default(6386),
+      /** URL nodes and agents use to reach these endpoints (ipa-api-url). Env KILN_PUBLIC_URL. */
+      public_url: z.url().optional(),
+      /** source: an agent's call-back URL must name the address its heartbeat came from; any: behind NAT. */
+      callback_host: z.enum(['source', 'any']).default('source'),
+      /** Requests per second allowed from one source address (token bucket), and the burst above it. */
+      rate_limit: z
+        .strictObject({
+          per_source_per_s: z.coerce.number().positive().default(20),
+          burst: z.coerce.number().int().positive().default(60),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  secrets: z
+    .strictObject({
+      /**
+       * 32-byte key that encrypts BMC passwords and agent tokens in the database, kept outside it
+       * (created 0600 at first start). A systemd credential named kiln-secrets-key wins over it.
+       * Env KILN_SECRETS_KEY_FILE.
+       */
+      key_file: z.string().min(1).default('kiln-secrets.key'),
     })
     .prefault({}),
   database: z
@@ -153,6 +204,19 @@ export const ConductorConfig = z.strictObject({
               pxe: Port.default(4011),
             })
             .prefault({}),
+          /**
+           * Flood protection: requests per second answered for one client MAC (and burst), new
+           * clients offered an address per second across the server, and the share of a pool that
+           * may be held by offers not yet requested.
+           */
+          rate_limit: z
+            .strictObject({
+              per_mac_per_s: z.coerce.number().positive().default(2),
+              burst: z.coerce.number().int().positive().default(10),
+              new_clients_per_s: z.coerce.number().positive().default(50),
+              max_offered_fraction: z.coerce.number().gt(0).max(1).default(0.5),
+            })
+            .prefault({}),
         })
         .prefault({}),
       tftp: z
@@ -208,6 +272,8 @@ export const ConductorConfig = z.strictObject({
       cache: Bool.default(true),
       /** Where cached images live. Env KILN_IMAGE_CACHE_DIR. */
       cache_dir: z.string().default('image-cache'),
+      /** Hosts image URLs may name (exact names or .suffix); empty allows any http(s) host. */
+      allowed_hosts: StringList.default([]),
     })
     .prefault({}),
   log: z
@@ -216,14 +282,33 @@ export const ConductorConfig = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     })
     .prefault({}),
+}).superRefine((c, ctx) => {
+  // Unauthenticated is only for a host nobody else can reach.
+  if (c.api.auth === 'none' && !isLoopbackHost(c.api.host))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['api', 'auth'],
+      message: `is none, but api.host is ${c.api.host}, which others can reach: keep auth on (kiln token create) or listen on 127.0.0.1 only`,
+    });
 });
 export type ConductorConfig = z.infer<typeof ConductorConfig>;
+
+/** localhost, 127.0.0.0/8, ::1 (with or without brackets). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\./.test(h) || h === '::ffff:127.0.0.1';
+}
 
 /** Environment variables and the config path each one sets. */
 export const ENV_KEYS: Record<string, string> = {
   KILN_API_HOST: 'api.host',
   KILN_API_PORT: 'api.port',
-  KILN_PUBLIC_URL: 'api.public_url',
+  KILN_API_AUTH: 'api.auth',
+  KILN_API_TLS: 'api.tls.mode',
+  KILN_PROVISIONING_HOST: 'provisioning.host',
+  KILN_PROVISIONING_PORT: 'provisioning.port',
+  KILN_PUBLIC_URL: 'provisioning.public_url',
+  KILN_SECRETS_KEY_FILE: 'secrets.key_file',
   KILN_DATABASE_URL: 'database.url',
   KILN_CONDUCTOR_ID: 'conductor.id',
   KILN_POWER_SYNC_INTERVAL_S: 'conductor.power_sync_interval_s',

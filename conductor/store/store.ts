@@ -164,11 +164,41 @@ export interface EventStore {
   list(node_uuid: string, opts?: { limit?: number }): Promise<EventRecord[]>;
 }
 
+/** Ironic's system-scope roles: admin ⊃ operator ⊃ reader. */
+export type ApiRole = 'admin' | 'operator' | 'reader';
+
+/** An operator API token. Only a hash of the secret is kept; the secret is shown once, at creation. */
+export interface ApiTokenRecord {
+  /** Public id (shown in lists, used to revoke). */
+  id: string;
+  /** Unique; what events record as the actor. */
+  name: string;
+  role: ApiRole;
+  /** sha256 of the whole token, hex. The token carries 256 random bits, so a fast hash is enough. */
+  hash: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface TokenStore {
+  create(token: Omit<ApiTokenRecord, 'created_at' | 'last_used_at'>): Promise<ApiTokenRecord>;
+  getByHash(hash: string): Promise<ApiTokenRecord | undefined>;
+  /** By id or by name. */
+  find(idOrName: string): Promise<ApiTokenRecord | undefined>;
+  list(): Promise<ApiTokenRecord[]>;
+  /** Revoke: the row is gone, so the token stops working at once. */
+  delete(id: string): Promise<void>;
+  /** Record a use (at most once a minute is enough; callers throttle). */
+  touch(id: string, at: string): Promise<void>;
+}
+
 export interface Store {
   readonly kind: string;
   nodes: NodeStore;
   ports: PortStore;
   images: ImageStore;
   events: EventStore;
+  tokens: TokenStore;
   close(): Promise<void>;
 }
