@@ -20,10 +20,13 @@ export type ErrorCode =
   | 'BMC_AUTH'
   | 'BMC_UNREACHABLE'
   | 'RETRIES_EXHAUSTED'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
   | 'INTERNAL';
 
 /** CLI exit codes, shared by every command: scripts branch on them. */
-export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5, denied: 6 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /**
@@ -57,6 +60,12 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; exit: ExitCode }> 
   BMC_UNREACHABLE: { status: 502, exit: EXIT.error },
   /** A transient failure lasted through every retry (the last one is the cause). */
   RETRIES_EXHAUSTED: { status: 502, exit: EXIT.error },
+  /** No API token, or one that is unknown, revoked or expired. */
+  UNAUTHENTICATED: { status: 401, exit: EXIT.denied },
+  /** The token's role does not allow this. */
+  FORBIDDEN: { status: 403, exit: EXIT.denied },
+  /** Too many requests from one source or for one MAC; retry after the Retry-After header. */
+  RATE_LIMITED: { status: 429, exit: EXIT.error },
   INTERNAL: { status: 500, exit: EXIT.error },
 };
 
