@@ -3,7 +3,11 @@
 // cached file with Range (agents resume dropped downloads); while the cache is still filling,
 // requests are passed through to the origin and one background fill per image runs. A cached
 // file is kept only if its checksum matches the catalog, so the cache can't serve bad bytes.
-import { createHash } from 'node:crypto';
+//
+// The route sits on the provisioning network, where anyone can ask: it serves an image only on
+// a URL the conductor signed for one node and one image, for a limited time (signedUrl), and it
+// fetches only what the catalog names, from the hosts images.allowed_hosts allows.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -17,7 +21,8 @@ import type { Logger } from '../../shared/log.ts';
 import { restErrors } from '../api/rest-errors.ts';
 import { parseRange } from '../boot/http.ts';
 import type { ImageRecord, Store } from '../store/store.ts';
-import { getOrigin, maskUrl, OriginError } from './origin.ts';
+import { getOrigin, OriginError } from './origin.ts';
+import { imageUrlProblem, maskUrl } from './url-policy.ts';
 
 export interface ImageCacheOptions {
   store: Store;
@@ -25,14 +30,76 @@ export interface ImageCacheOptions {
   log: Logger;
   /** Seconds without data before an origin download is abandoned. */
   originTimeoutS?: number;
+  /** images.allowed_hosts: hosts the cache may fetch from (exact or .suffix); empty: any http(s) host. */
+  allowedHosts?: readonly string[];
+  /**
+   * Key of the download URLs' HMAC (derived from the secrets key, so every conductor sharing it
+   * accepts the same URLs). Without one a random key is made: URLs this process signed work.
+   */
+  signingKey?: Buffer;
+  /** Clock in ms, for tests of expiry. */
+  now?: () => number;
 }
+
+/** The one answer to a bad download URL: which part failed is not said. */
+const BAD_SIGNATURE =
+  'this image URL is not signed for this download or has expired; the conductor hands each deploy a fresh one';
 
 export class ImageCache {
   private readonly fills = new Map<string, Promise<string | null>>();
   private readonly log: Logger;
+  private readonly key: Buffer;
+  private readonly now: () => number;
 
   constructor(private readonly opts: ImageCacheOptions) {
     this.log = opts.log.child({ component: 'image-cache' });
+    this.key = opts.signingKey ?? randomBytes(32);
+    this.now = opts.now ?? Date.now;
+  }
+
+  private mac(imageUuid: string, nodeUuid: string, expires: string): Buffer {
+    return createHmac('sha256', this.key)
+      .update(`kiln-image-v1\n${imageUuid}\n${nodeUuid}\n${expires}`)
+      .digest();
+  }
+
+  /**
+   * The URL one node downloads one image from: `${base}/images/<uuid>?node=…&expires=…&sig=…`,
+   * valid for ttlS seconds (long enough for the download and the agent's resumed retries).
+   */
+  signedUrl(base: string, imageUuid: string, nodeUuid: string, ttlS: number): string {
+    const expires = String(Math.floor(this.now() / 1000) + Math.ceil(ttlS));
+    const sig = this.mac(imageUuid, nodeUuid, expires).toString('hex');
+    const q = new URLSearchParams({ node: nodeUuid, expires, sig });
+    return `${base.replace(/\/+$/, '')}/images/${encodeURIComponent(imageUuid)}?${q}`;
+  }
+
+  /** Throws the one 403 unless the query carries this image's unexpired signature. */
+  private verify(imageUuid: string, query: Record<string, string | string[] | undefined>): void {
+    const { node, expires, sig } = query;
+    const wellFormed =
+      typeof node === 'string' &&
+      typeof expires === 'string' &&
+      /^\d{1,12}$/.test(expires) &&
+      typeof sig === 'string' &&
+      /^[0-9a-f]{64}$/.test(sig);
+    // The comparison runs whatever the input, in constant time; then the expiry.
+    const expected = this.mac(imageUuid, String(node ?? ''), String(expires ?? ''));
+    const given = wellFormed ? Buffer.from(sig, 'hex') : Buffer.alloc(32);
+    const match = timingSafeEqual(expected, given) && wellFormed;
+    if (!match || Number(expires) * 1000 <= this.now()) throw new KilnError('FORBIDDEN', BAD_SIGNATURE);
+  }
+
+  /** Throws unless the image's URL may be fetched under the current images.allowed_hosts. */
+  private checkOrigin(img: ImageRecord): void {
+    const problem = imageUrlProblem(img.url, this.opts.allowedHosts ?? []);
+    if (!problem) return;
+    this.log.warn({ image: img.name, origin: maskUrl(img.url), err: problem }, 'image origin not allowed');
+    throw new KilnError(
+      'FORBIDDEN',
+      `image '${img.name}' is not served: ${problem}; the cache fetched nothing`,
+      { details: { image: img.uuid, origin: maskUrl(img.url) } },
+    );
   }
 
   private path(img: ImageRecord): string {
@@ -72,6 +139,7 @@ export class ImageCache {
     try {
       const res = await getOrigin({
         url: img.url,
+        allowedHosts: this.opts.allowedHosts,
         idleTimeoutMs: this.idleMs(),
         bodyIdleTimeoutMs: this.idleMs(),
       });
@@ -114,8 +182,11 @@ export class ImageCache {
     // Errors in Kiln's REST shape, as the agent's image download expects them.
     r.use(restErrors(this.log));
     r.get('/images/:uuid', async (ctx) => {
+      // The signature first: an unsigned request learns nothing, not even whether the image exists.
+      this.verify(ctx.params.uuid!, ctx.query);
       const img = await this.opts.store.images.get(ctx.params.uuid!);
       if (!img) throw new KilnError('NOT_FOUND', `image ${ctx.params.uuid} is not in the catalog`);
+      this.checkOrigin(img);
       const file = await this.cached(img);
       if (file) {
         const size = (await stat(file)).size;
@@ -149,7 +220,12 @@ export class ImageCache {
     const origin = maskUrl(img.url);
     let res: IncomingMessage;
     try {
-      res = await getOrigin({ url: img.url, headers, idleTimeoutMs: this.idleMs() });
+      res = await getOrigin({
+        url: img.url,
+        headers,
+        allowedHosts: this.opts.allowedHosts,
+        idleTimeoutMs: this.idleMs(),
+      });
     } catch (e) {
       throw this.badOrigin(img, (e as Error).message);
     }

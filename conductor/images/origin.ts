@@ -7,6 +7,9 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { hasErrorCode } from '../../shared/errors.ts';
+import { imageUrlProblem, maskUrl } from './url-policy.ts';
+
+export { maskUrl } from './url-policy.ts';
 
 export class OriginError extends Error {
   readonly code = 'IMAGE_ORIGIN_FAILED';
@@ -17,20 +20,6 @@ export class OriginError extends Error {
   ) {
     super(message);
     this.name = 'OriginError';
-  }
-}
-
-/** An image URL with any user:password replaced, for logs, events and error messages. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '***';
-      u.password = '';
-    }
-    return u.toString();
-  } catch {
-    return '<invalid URL>';
   }
 }
 
@@ -45,6 +34,12 @@ export interface OriginRequest {
    */
   bodyIdleTimeoutMs?: number;
   maxRedirects?: number;
+  /**
+   * images.allowed_hosts: the URL and every redirect target must be http(s) on one of these
+   * (empty: any host). A redirect is followed only after it passes, so an allowed origin can't
+   * send the cache on to a host the operator did not allow.
+   */
+  allowedHosts?: readonly string[];
 }
 
 /**
@@ -62,13 +57,10 @@ function follow(url: string, req: OriginRequest, redirectsLeft: number): Promise
   } catch {
     return Promise.reject(new OriginError(`image URL ${maskUrl(url)} is not a valid URL`, null));
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    return Promise.reject(
-      new OriginError(
-        `image URL ${maskUrl(url)} is not http(s); the cache fetches only http and https`,
-        null,
-      ),
-    );
+  const problem = imageUrlProblem(url, req.allowedHosts ?? []);
+  if (problem) {
+    const hop = url === req.url ? '' : ` (a redirect from the origin of ${maskUrl(req.url)})`;
+    return Promise.reject(new OriginError(`${problem}${hop}; the cache fetched nothing`, null));
   }
   const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {

@@ -58,6 +58,12 @@ describe('image cache pass-through against misbehaving origins', () => {
   const origin = closingOrigin();
   let originUrl: string;
   let deadUrl: string;
+  let cache: ImageCache;
+  /** The signed URL (path and query) of an image, as the conductor hands it to an agent. */
+  const path = (uuid: string) => {
+    const u = new URL(cache.signedUrl(base, uuid, randomUUID(), 600));
+    return `${u.pathname}${u.search}`;
+  };
 
   before(async () => {
     await new Promise<void>((r) => origin.server.listen(0, '127.0.0.1', r));
@@ -70,7 +76,7 @@ describe('image cache pass-through against misbehaving origins', () => {
     store = await openSqliteStore(':memory:');
     dir = mkdtempSync(join(tmpdir(), 'kiln-imgorigin-'));
     // A long origin timeout: nothing in these tests may end because a timer fired.
-    const cache = new ImageCache({ store, dir, log: silentLogger(), originTimeoutS: 600 });
+    cache = new ImageCache({ store, dir, log: silentLogger(), originTimeoutS: 600 });
     const koa = new Koa();
     koa.use(cache.router().routes());
     app = koa.listen(0, '127.0.0.1');
@@ -109,7 +115,7 @@ describe('image cache pass-through against misbehaving origins', () => {
       while (origin.events.length < 2) await origin.nextSent();
     })();
     origin.events.length = 0;
-    sock.write(`GET /images/${img.uuid} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\r\n`);
+    sock.write(`GET ${path(img.uuid)} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\r\n`);
     await bothSent;
     // Now read slowly: 256 KiB at a time with pauses, as a slow disk would.
     const chunks: Buffer[] = [];
@@ -133,7 +139,7 @@ describe('image cache pass-through against misbehaving origins', () => {
     assert.match(head, /^HTTP\/1\.1 200/);
     assert.equal(raw.length - head.length - 4, SIZE, 'the whole body arrived');
     // And the conductor is still alive and answering.
-    const r = await request(`${base}/images/${randomUUID()}`);
+    const r = await request(`${base}${path(randomUUID())}`);
     assert.equal(r.statusCode, 404);
     await r.body.dump();
   });
@@ -154,7 +160,7 @@ describe('image cache pass-through against misbehaving origins', () => {
       const img = await add(`http://127.0.0.1:${(stalling.address() as AddressInfo).port}/big.raw`);
       const sock = connect(Number(new URL(base).port), '127.0.0.1');
       sock.on('error', () => {});
-      sock.write(`GET /images/${img.uuid} HTTP/1.1\r\nHost: kiln\r\n\r\n`);
+      sock.write(`GET ${path(img.uuid)} HTTP/1.1\r\nHost: kiln\r\n\r\n`);
       // Response bytes reach the agent only once the pass-through's origin request is open.
       await new Promise((r) => sock.once('data', r));
       // The background fill opens the other connection, in its own time.
@@ -187,7 +193,7 @@ describe('image cache pass-through against misbehaving origins', () => {
     try {
       const url = `http://user:s3cret@127.0.0.1:${(missing.address() as AddressInfo).port}/nope.raw`;
       const img = await add(url, 'nope');
-      const r = await request(`${base}/images/${img.uuid}`);
+      const r = await request(`${base}${path(img.uuid)}`);
       assert.equal(r.statusCode, 502);
       const body = (await r.body.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, 'IMAGE_ORIGIN_FAILED');
@@ -195,7 +201,7 @@ describe('image cache pass-through against misbehaving origins', () => {
       assert.match(body.error.message, /127\.0\.0\.1:\d+\/nope\.raw/);
       assert.ok(!body.error.message.includes('s3cret'), 'credentials in the URL are masked');
       for (let i = 0; i < 5; i++) {
-        const again = await request(`${base}/images/${img.uuid}`);
+        const again = await request(`${base}${path(img.uuid)}`);
         assert.match(((await again.body.json()) as typeof body).error.message, /answered HTTP 404/);
       }
       assert.ok(
@@ -203,7 +209,7 @@ describe('image cache pass-through against misbehaving origins', () => {
         `one request per origin connection, never a reused one: ${perSocket}`,
       );
       // What the agent reports, and so what lands in last_error, names the origin too.
-      const d = download({ url: `${base}/images/${img.uuid}`, hashAlgo: 'sha256', maxAttempts: 1 });
+      const d = download({ url: `${base}${path(img.uuid)}`, hashAlgo: 'sha256', maxAttempts: 1 });
       await assert.rejects(
         (async () => {
           for await (const _ of d.chunks);
@@ -220,7 +226,7 @@ describe('image cache pass-through against misbehaving origins', () => {
 
   it('answers 502 naming the origin when the origin is unreachable', async () => {
     const img = await add(deadUrl);
-    const r = await request(`${base}/images/${img.uuid}`);
+    const r = await request(`${base}${path(img.uuid)}`);
     assert.equal(r.statusCode, 502);
     const { error } = (await r.body.json()) as { error: { message: string } };
     assert.match(
