@@ -1,6 +1,10 @@
 // Database records → API views. The only place secrets are dropped: the BMC password is shown
 // as "******" when set (as Ironic masks it) and driver_internal_info (agent token) never leaves.
+// Image URLs are shown with their credentials masked (user:password, token/signature/key query
+// parameters): pre-signed origin links are secrets too.
+
 import type { EventView, ImageView, NodeView, PortView } from '../../shared/wire/api.ts';
+import { maskUrl } from '../images/url-policy.ts';
 import type { EventRecord, ImageRecord, NodeRecord, PortRecord } from '../store/store.ts';
 
 const MASK = '******';
@@ -9,6 +13,10 @@ const MASK = '******';
 function safeInstanceInfo(info: Record<string, unknown>): Record<string, unknown> {
   const out = { ...info };
   if (out.configdrive !== undefined) out.configdrive = MASK;
+  for (const k of ['image_source', 'image_url']) {
+    if (typeof out[k] === 'string' && /^[a-z][a-z0-9+.-]*:/i.test(out[k] as string))
+      out[k] = maskUrl(out[k] as string);
+  }
   return out;
 }
 
@@ -64,7 +72,7 @@ export function presentPort(p: PortRecord): PortView {
 }
 
 export function presentImage(i: ImageRecord): ImageView {
-  return { ...i };
+  return { ...i, url: maskUrl(i.url) };
 }
 
 export function presentEvent(e: EventRecord): EventView {

@@ -42,8 +42,11 @@ export interface AgentCommands {
 export interface AgentWorkflowOptions {
   /** An agent client for a node's recorded agent_url and token. */
   clientFor(node: NodeRecord): AgentCommands;
-  /** URL the agent downloads an image from (the conductor's cache, or the origin). */
-  imageUrl(image: ImageRecord): string;
+  /**
+   * URL the agent of `node` downloads an image from: the conductor's cache (a URL signed for
+   * this node and image, see ImageCache.signedUrl), or the origin.
+   */
+  imageUrl(image: ImageRecord, node: NodeRecord): string;
   /** A gzip+base64 OpenStack config drive for the node, or undefined for none. */
   configDrive?(node: NodeRecord): Promise<string | undefined>;
   fastTrack: boolean;
@@ -236,7 +239,7 @@ export function createAgentWorkflow(opts: AgentWorkflowOptions): Workflow {
       );
     const imageInfo: ImageInfoWire = {
       id: image.name,
-      urls: [opts.imageUrl(image)],
+      urls: [opts.imageUrl(image, task.node)],
       disk_format: image.format === 'qcow2' ? 'qcow2' : 'raw',
       container_format: 'bare',
       stream_raw_images: true,

@@ -1,10 +1,12 @@
 // /v1/images: the image catalog. An image is a URL plus the checksum the agent verifies while
-// it streams; Kiln never deploys bytes it can't verify.
+// it streams; Kiln never deploys bytes it can't verify. Its URL must be http(s), on a host
+// images.allowed_hosts allows: the conductor's cache fetches it, from the conductor's network.
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { KilnError } from '../../../shared/errors.ts';
 import { ProvisionState } from '../../../shared/states.ts';
 import { ImageCreate } from '../../../shared/wire/api.ts';
+import { imageUrlProblem, maskUrl } from '../../images/url-policy.ts';
 import type { Store } from '../../store/store.ts';
 import type { ApiDeps } from '../app.ts';
 import { bodyOf, parse } from '../http.ts';
@@ -16,8 +18,26 @@ export async function resolveImage(store: Store, ident: string) {
   return img;
 }
 
-export function imagesRouter(deps: ApiDeps): Router {
+/** The images router's own settings, beside the API's dependencies. */
+export interface ImagesRouterDeps {
+  /** images.allowed_hosts: hosts an image URL may name (exact or .suffix); empty or absent: any host. */
+  imageAllowedHosts?: readonly string[];
+}
+
+/** A 400 naming the url field, unless the URL is http(s) on an allowed host. Never echoes secrets. */
+export function checkImageUrl(input: unknown, allowedHosts: readonly string[]): void {
+  const url = (input as { url?: unknown } | null)?.url;
+  if (typeof url !== 'string') return; // the schema reports a missing or non-string url
+  const problem = imageUrlProblem(url, allowedHosts);
+  if (problem)
+    throw new KilnError('VALIDATION_FAILED', `invalid image: url: ${problem}`, {
+      details: [{ path: 'url', message: problem, url: maskUrl(url) }],
+    });
+}
+
+export function imagesRouter(deps: ApiDeps & ImagesRouterDeps): Router {
   const { store } = deps;
+  const allowedHosts = deps.imageAllowedHosts ?? [];
   const r = new Router({ prefix: '/v1/images' });
 
   r.get('/', async (ctx) => {
@@ -25,6 +45,8 @@ export function imagesRouter(deps: ApiDeps): Router {
   });
 
   r.post('/', async (ctx) => {
+    // Before the schema, so a file:// or gopher:// URL gets the reason, not "Invalid URL".
+    checkImageUrl(bodyOf(ctx), allowedHosts);
     const input = parse(ImageCreate, bodyOf(ctx), 'image');
     if (await store.images.getByName(input.name)) {
       throw new KilnError(
