@@ -10,6 +10,7 @@ import { type DhcpConfig, type DhcpServer, interfaceAddress, startDhcpServer } f
 import { prepareLoaders } from './loaders.ts';
 import { startTftpServer, type TftpConfig, type TftpServer } from './tftp/server.ts';
 
+export { DEFAULT_DHCP_RATE_LIMIT, type DhcpRateLimit } from './dhcp/flood.ts';
 export { httpBootUrls, type NetbootUrls } from './dhcp/netboot.ts';
 export { allowMacPrefixes, type BootPolicy, bootAll, ignoreAll } from './dhcp/policy.ts';
 export { createBootRouter } from './http.ts';
@@ -17,6 +18,7 @@ export { type BootScriptInput, renderBootScript } from './ipxe/script.ts';
 export { prepareLoaders } from './loaders.ts';
 
 export interface BootServicesConfig {
+  /** dhcp.rateLimit is boot.dhcp.rate_limit (flood limits; defaults in dhcp/flood.ts). */
   dhcp: DhcpConfig & {
     /** Full mode: lease file (append-only JSON lines). In memory when absent. */
     leaseFile?: string;

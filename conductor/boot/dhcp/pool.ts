@@ -1,15 +1,32 @@
 // Full-mode address allocation over the subnets. Offers are held in memory only (a server that
 // restarts between OFFER and REQUEST just NAKs and the client starts over); committed leases go
-// through the LeaseStore on every change.
+// through the LeaseStore on every change. Offers not yet requested may hold at most
+// maxOfferedFraction of a subnet's range: past it the oldest unrequested offer is withdrawn for
+// the new one, so a DISCOVER flood (which never requests) churns that share and leaves the rest
+// of the pool to clients that do request.
 import type { Lease, LeaseStore } from './lease-store.ts';
 import { intToIp, ipToInt, type Subnet } from './subnet.ts';
 
 const OFFER_HOLD_MS = 30_000;
 const DECLINE_HOLD_MS = 10 * 60_000;
+/**
+ * With no free address left, a new client may take an unrequested offer only once it is this old:
+ * a client in the middle of its exchange requests within milliseconds and keeps its address.
+ */
+const OFFER_PROTECTED_MS = 1000;
 
 interface Hold {
   mac: string;
   until: number;
+  subnet: Subnet;
+}
+
+export interface PoolLimits {
+  /**
+   * Share (0 < f <= 1) of each range that unrequested offers may hold; past it a new client's
+   * offer replaces the oldest one. Absent: no cap, and an exhausted pool makes no offer.
+   */
+  maxOfferedFraction?: number;
 }
 
 export class LeasePool {
@@ -19,11 +36,14 @@ export class LeasePool {
   private readonly offerOf = new Map<string, number>();
   private readonly declined = new Map<number, number>();
   private readonly cursor = new Map<Subnet, number>();
+  /** Per subnet, the addresses on offer in its dynamic range, oldest first (a Map keeps insertion order). */
+  private readonly offeredIn = new Map<Subnet, Map<number, true>>();
 
   constructor(
     readonly subnets: Subnet[],
     private readonly store: LeaseStore,
     private readonly now: () => number = Date.now,
+    private readonly limits: PoolLimits = {},
   ) {
     for (const l of store.load()) {
       const ip = ipToInt(l.ip);
@@ -63,14 +83,80 @@ export class LeasePool {
 
   /** Picks an address to offer: reservation, current lease, requested, then the next free one. */
   offer(mac: string, subnet: Subnet, requested?: string): string | null {
-    const ip = this.choose(mac, subnet, requested);
+    // Without a cap (tests, the pool alone) an exhausted pool just makes no offer.
+    const fresh = this.limits.maxOfferedFraction !== undefined && !this.knows(mac);
+    // A new client at the cap takes the place of the oldest unrequested offer.
+    if (fresh && this.offeredCount(subnet) >= this.offerCap(subnet)) this.evictOldestOffer(subnet);
+    let ip = this.choose(mac, subnet, requested);
+    if (ip === null && fresh && this.evictOldestOffer(subnet, OFFER_PROTECTED_MS))
+      ip = this.choose(mac, subnet, requested);
     if (ip === null) return null;
     const prev = this.offerOf.get(mac);
-    if (prev !== undefined && prev !== ip) this.offers.delete(prev);
-    this.offers.set(ip, { mac, until: this.now() + OFFER_HOLD_MS });
+    if (prev !== undefined && prev !== ip) this.deleteOffer(prev);
+    this.setOffer(ip, { mac, until: this.now() + OFFER_HOLD_MS, subnet });
     this.offerOf.set(mac, ip);
     if (this.offers.size > 4096) this.sweepOffers();
     return intToIp(ip);
+  }
+
+  /** Whether the pool knows the MAC: a lease (also an expired one), a live offer or a reservation. */
+  knows(mac: string): boolean {
+    const ip = this.byMac.get(mac);
+    if (ip !== undefined && this.leases.get(ip)?.mac === mac) return true;
+    const o = this.offerOf.get(mac);
+    if (o !== undefined) {
+      const h = this.offers.get(o);
+      if (h && h.mac === mac && h.until > this.now()) return true;
+    }
+    return this.subnets.some((s) => s.reservations.has(mac));
+  }
+
+  /** Live unrequested offers in a subnet's dynamic range (expired ones are dropped on the way). */
+  offeredCount(subnet: Subnet): number {
+    const m = this.offeredIn.get(subnet);
+    if (!m) return 0;
+    const t = this.now();
+    // Every offer is held for the same time, so the oldest expire first.
+    for (const ip of m.keys()) {
+      const h = this.offers.get(ip);
+      if (h && h.until > t) break;
+      this.deleteOffer(ip);
+    }
+    return m.size;
+  }
+
+  private offerCap(subnet: Subnet): number {
+    const f = this.limits.maxOfferedFraction ?? 1;
+    return Math.max(1, Math.floor((subnet.end - subnet.start + 1) * f));
+  }
+
+  /** Withdraws the subnet's oldest unrequested offer if it is at least `minAgeMs` old. */
+  private evictOldestOffer(subnet: Subnet, minAgeMs = 0): boolean {
+    const oldest = this.offeredIn.get(subnet)?.keys().next().value;
+    if (oldest === undefined) return false;
+    const hold = this.offers.get(oldest);
+    if (hold && hold.until - OFFER_HOLD_MS > this.now() - minAgeMs) return false;
+    this.deleteOffer(oldest);
+    return true;
+  }
+
+  private setOffer(ip: number, hold: Hold): void {
+    this.deleteOffer(ip);
+    this.offers.set(ip, hold);
+    // Reserved addresses are outside the cap: their MAC is known and never a flood.
+    if (ip >= hold.subnet.start && ip <= hold.subnet.end && !hold.subnet.reservedIps.has(ip)) {
+      const m = this.offeredIn.get(hold.subnet) ?? new Map<number, true>();
+      this.offeredIn.set(hold.subnet, m);
+      m.set(ip, true);
+    }
+  }
+
+  private deleteOffer(ip: number): void {
+    const h = this.offers.get(ip);
+    if (!h) return;
+    this.offers.delete(ip);
+    this.offeredIn.get(h.subnet)?.delete(ip);
+    if (this.offerOf.get(h.mac) === ip) this.offerOf.delete(h.mac);
   }
 
   private choose(mac: string, subnet: Subnet, requested?: string): number | null {
@@ -111,7 +197,9 @@ export class LeasePool {
     if (hostname) lease.hostname = hostname;
     this.leases.set(ip, lease);
     this.byMac.set(mac, ip);
-    this.offers.delete(ip);
+    this.deleteOffer(ip);
+    const pending = this.offerOf.get(mac);
+    if (pending !== undefined) this.deleteOffer(pending);
     this.offerOf.delete(mac);
     this.store.upsert(lease);
     return lease;
@@ -131,25 +219,20 @@ export class LeasePool {
     if (ip === null) return;
     const l = this.leases.get(ip);
     if (l && l.mac === mac) this.drop(ip);
-    this.offers.delete(ip);
+    this.deleteOffer(ip);
     this.declined.set(ip, this.now() + DECLINE_HOLD_MS);
   }
 
   /** Forgets a pending offer when the client picked another server. */
   withdrawOffer(mac: string): void {
     const ip = this.offerOf.get(mac);
-    if (ip !== undefined && this.offers.get(ip)?.mac === mac) this.offers.delete(ip);
+    if (ip !== undefined && this.offers.get(ip)?.mac === mac) this.deleteOffer(ip);
     this.offerOf.delete(mac);
   }
 
   private sweepOffers(): void {
     const t = this.now();
-    for (const [ip, hold] of this.offers) {
-      if (hold.until <= t) {
-        this.offers.delete(ip);
-        if (this.offerOf.get(hold.mac) === ip) this.offerOf.delete(hold.mac);
-      }
-    }
+    for (const [ip, hold] of this.offers) if (hold.until <= t) this.deleteOffer(ip);
   }
 
   get size(): number {

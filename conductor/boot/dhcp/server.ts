@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { isKilnError, KilnError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { bindToDevice } from './bind-device.ts';
+import { DhcpFloodGuard, type DhcpRateLimit, dhcpRateLimit } from './flood.ts';
 import {
   type FullDeps,
   handleFull,
@@ -18,7 +19,7 @@ import {
 } from './handlers.ts';
 import { type LeaseStore, MemoryLeaseStore } from './lease-store.ts';
 import { DEFAULT_LOADERS, type Loaders, type NetbootUrls } from './netboot.ts';
-import { encodePacket, parsePacket } from './packet.ts';
+import { encodePacket, macOf, parsePacket } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import { LeasePool } from './pool.ts';
 import { Subnet, type SubnetConfig } from './subnet.ts';
@@ -38,6 +39,8 @@ export interface DhcpConfig {
   loaders?: Loaders;
   /** Ports, for tests and benchmarks; defaults 67/68/4011. */
   ports?: { server?: number; client?: number; pxe?: number };
+  /** Flood protection (boot.dhcp.rate_limit); what is left out takes its default (flood.ts). */
+  rateLimit?: Partial<DhcpRateLimit>;
 }
 
 export interface DhcpDeps {
@@ -53,6 +56,8 @@ export interface DhcpStats {
   replied: number;
   malformed: number;
   failed: number;
+  /** Dropped by the flood limits: over a MAC's rate, or over the rate for new clients. */
+  limited: number;
 }
 
 export interface DhcpServer {
@@ -111,7 +116,7 @@ function bindSocket(port: number, address: string): Promise<dgram.Socket> {
 }
 
 export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promise<DhcpServer> {
-  const stats: DhcpStats = { received: 0, replied: 0, malformed: 0, failed: 0 };
+  const stats: DhcpStats = { received: 0, replied: 0, malformed: 0, failed: 0, limited: 0 };
   const log = deps.log;
   if (config.mode === 'off') return { stats, addresses: {}, stop: async () => {} };
   const ports: Ports & { pxe: number } = {
@@ -128,13 +133,18 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
     ports,
     log,
   };
+  const limits = dhcpRateLimit(config.rateLimit);
+  const guard = new DhcpFloodGuard(limits);
+  let pool: LeasePool | null = null;
   let handle: (req: ReturnType<typeof parsePacket>, meta: PacketMeta) => Promise<Reply | null>;
   if (config.mode === 'full') {
     if (!config.subnets?.length)
       throw new KilnError('CONFIG_INVALID', 'DHCP mode full needs at least one subnet in boot.dhcp.subnets');
-    const pool = new LeasePool(
+    pool = new LeasePool(
       config.subnets.map((s) => new Subnet(s)),
       store,
+      Date.now,
+      { maxOfferedFraction: limits.maxOfferedFraction },
     );
     const full: FullDeps = { ...bootDeps, pool };
     handle = (req, meta) => handleFull(req, meta, full);
@@ -145,6 +155,8 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
   const sockets: dgram.Socket[] = [];
   const addresses: Record<string, string> = {};
   let stopped = false;
+  // Once a minute at most: a flood must not become a flood of log lines.
+  let limitedWarnedAt = 0;
 
   const listen = (
     socket: dgram.Socket,
@@ -167,6 +179,20 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
             'dropped malformed DHCP packet',
           );
         else log.warn({ err, from: rinfo.address }, 'DHCP parser failed unexpectedly');
+        return;
+      }
+      const mac = macOf(req);
+      const verdict = guard.admit(mac, pool?.knows(mac) ?? false);
+      if (verdict !== 'ok') {
+        stats.limited++;
+        const now = Date.now();
+        if (limitedWarnedAt + 60_000 < now) {
+          limitedWarnedAt = now;
+          log.warn(
+            { iface: iface.name, mac, reason: verdict, limited: stats.limited, limits },
+            'DHCP requests over the rate limit are dropped (boot.dhcp.rate_limit); a flood on the provisioning network?',
+          );
+        }
         return;
       }
       const meta: PacketMeta = { iface, localPort, from: { address: rinfo.address, port: rinfo.port } };
