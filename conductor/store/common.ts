@@ -65,3 +65,32 @@ export function limitOf(limit: number | undefined): number {
   }
   return limit;
 }
+
+export function tokenNotFound(ident: string): KilnError {
+  return new KilnError('NOT_FOUND', `API token ${ident} not found; list tokens with 'kiln token list'`, {
+    details: { token: ident },
+  });
+}
+
+export function tokenNameTaken(name: string): KilnError {
+  return new KilnError(
+    'CONFLICT',
+    `an API token named ${name} already exists; revoke it first (kiln token revoke ${name}) or pick another name`,
+    { details: { name } },
+  );
+}
+
+/**
+ * A token time as both backends return it: ISO 8601 UTC with milliseconds. SQLite keeps the text
+ * it is given and PostgreSQL re-renders a timestamptz, so normalising on the way in makes them agree.
+ */
+export function isoTime(v: string | null, field: string): string | null {
+  if (v === null) return null;
+  const t = new Date(v);
+  if (Number.isNaN(t.getTime())) {
+    throw new KilnError('VALIDATION_FAILED', `${field} '${v}' is not an ISO 8601 time`, {
+      details: { field },
+    });
+  }
+  return t.toISOString();
+}

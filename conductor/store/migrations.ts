@@ -77,6 +77,24 @@ CREATE TABLE events (
 CREATE INDEX events_node_uuid ON events (node_uuid, id);
 `,
   },
+  {
+    version: 2,
+    name: 'api tokens',
+    sql: `
+-- Operator API tokens: only the SHA-256 of the secret is kept. The auth check looks tokens up by
+-- hash on every request, hence the unique index on it.
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'reader')),
+  hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT,
+  last_used_at TEXT
+) STRICT;
+CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (hash);
+`,
+  },
 ];
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
@@ -145,6 +163,22 @@ CREATE TABLE events (
   created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX events_node_uuid ON events (node_uuid, id);
+`,
+  },
+  {
+    version: 2,
+    name: 'api tokens',
+    sql: `
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'reader')),
+  hash TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ,
+  last_used_at TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (hash);
 `,
   },
 ];

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { isKilnError, KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
 import {
+  isoTime,
   JSON_COLUMNS,
   label,
   limitOf,
@@ -15,9 +16,12 @@ import {
   nodeNotFound,
   now,
   PATCH_COLUMNS,
+  tokenNameTaken,
+  tokenNotFound,
 } from './common.ts';
 import { POSTGRES_MIGRATIONS, pendingMigrations } from './migrations.ts';
 import type {
+  ApiTokenRecord,
   EventRecord,
   EventStore,
   ImageRecord,
@@ -31,6 +35,7 @@ import type {
   PortRecord,
   PortStore,
   Store,
+  TokenStore,
   TransitionRequest,
 } from './store.ts';
 
@@ -127,6 +132,18 @@ function eventFromRow(r: Row): EventRecord {
     to_state: r.to_state as string | null,
     message: r.message as string | null,
     created_at: iso(r.created_at)!,
+  };
+}
+
+function tokenFromRow(r: Row): ApiTokenRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    role: r.role as ApiTokenRecord['role'],
+    hash: r.hash as string,
+    created_at: iso(r.created_at)!,
+    expires_at: iso(r.expires_at),
+    last_used_at: iso(r.last_used_at),
   };
 }
 
@@ -513,6 +530,67 @@ function eventStore(pool: pg.Pool): EventStore {
   };
 }
 
+function tokenStore(pool: pg.Pool): TokenStore {
+  return {
+    async create(t) {
+      try {
+        const { rows } = await pool.query(
+          `INSERT INTO api_tokens (id, name, role, hash, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+          [t.id, t.name, t.role, t.hash, now(), isoTime(t.expires_at, 'expires_at')],
+        );
+        return tokenFromRow(rows[0]);
+      } catch (e) {
+        const err = pgError(e);
+        if (err.code === UNIQUE_VIOLATION && err.constraint === 'api_tokens_name_key')
+          throw tokenNameTaken(t.name);
+        const pk = conflict(e, 'api_tokens_pkey', `an API token with id ${t.id} already exists`, {
+          id: t.id,
+        });
+        if (pk !== e) throw pk;
+        // The hash index: two tokens with one secret would be indistinguishable at login.
+        throw conflict(
+          e,
+          'api_tokens_hash',
+          'an API token with this secret already exists; generate a new one',
+          {},
+        );
+      }
+    },
+
+    async getByHash(hash) {
+      const { rows } = await pool.query('SELECT * FROM api_tokens WHERE hash = $1', [hash]);
+      return rows[0] ? tokenFromRow(rows[0]) : undefined;
+    },
+
+    async find(idOrName) {
+      // An id wins over a name: ids are what revocation prints and scripts keep.
+      const { rows } = await pool.query(
+        'SELECT * FROM api_tokens WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1',
+        [idOrName],
+      );
+      return rows[0] ? tokenFromRow(rows[0]) : undefined;
+    },
+
+    async list() {
+      return (await pool.query('SELECT * FROM api_tokens ORDER BY name')).rows.map(tokenFromRow);
+    },
+
+    async delete(id) {
+      const { rowCount } = await pool.query('DELETE FROM api_tokens WHERE id = $1', [id]);
+      if (rowCount === 0) throw tokenNotFound(id);
+    },
+
+    async touch(id, at) {
+      // A token revoked meanwhile is simply not there to touch.
+      await pool.query('UPDATE api_tokens SET last_used_at = $2 WHERE id = $1', [
+        id,
+        isoTime(at, 'last_used_at'),
+      ]);
+    },
+  };
+}
+
 async function migrate(pool: pg.Pool, where: string): Promise<void> {
   await inTransaction(pool, async (c) => {
     // Serialise conductors starting at once against a fresh database.
@@ -566,6 +644,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     ports: portStore(pool),
     images: imageStore(pool),
     events: eventStore(pool),
+    tokens: tokenStore(pool),
     async close() {
       if (closed) return;
       closed = true;

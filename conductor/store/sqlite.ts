@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
 import {
+  isoTime,
   JSON_COLUMNS,
   label,
   limitOf,
@@ -14,9 +15,12 @@ import {
   nodeNotFound,
   now,
   PATCH_COLUMNS,
+  tokenNameTaken,
+  tokenNotFound,
 } from './common.ts';
 import { pendingMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import type {
+  ApiTokenRecord,
   EventRecord,
   EventStore,
   ImageRecord,
@@ -30,6 +34,7 @@ import type {
   PortRecord,
   PortStore,
   Store,
+  TokenStore,
   TransitionRequest,
 } from './store.ts';
 
@@ -178,6 +183,18 @@ function insertEvent(db: Db, ev: NewEvent): EventRecord {
     if (sqliteCode(e) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw nodeNotFound(ev.node_uuid);
     throw e;
   }
+}
+
+function tokenFromRow(r: Row): ApiTokenRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    role: r.role as ApiTokenRecord['role'],
+    hash: r.hash as string,
+    created_at: r.created_at as string,
+    expires_at: r.expires_at as string | null,
+    last_used_at: r.last_used_at as string | null,
+  };
 }
 
 function nodeStore(db: Db): NodeStore {
@@ -475,6 +492,59 @@ function eventStore(db: Db): EventStore {
   };
 }
 
+function tokenStore(db: Db): TokenStore {
+  const byId = (id: string) => db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+  return {
+    async create(t) {
+      const row = {
+        ...t,
+        expires_at: isoTime(t.expires_at, 'expires_at'),
+        created_at: now(),
+      };
+      try {
+        db.prepare(
+          `INSERT INTO api_tokens (id, name, role, hash, created_at, expires_at)
+           VALUES (@id, @name, @role, @hash, @created_at, @expires_at)`,
+        ).run(row);
+      } catch (e) {
+        if (sqliteCode(e) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw conflict(e, `an API token with id ${t.id} already exists`, { id: t.id });
+        }
+        if (db.prepare('SELECT 1 FROM api_tokens WHERE name = ?').get(t.name)) throw tokenNameTaken(t.name);
+        // The hash index: two tokens with one secret would be indistinguishable at login.
+        throw conflict(e, 'an API token with this secret already exists; generate a new one', {});
+      }
+      return tokenFromRow(byId(t.id)!);
+    },
+
+    async getByHash(hash) {
+      const row = db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash) as Row | undefined;
+      return row ? tokenFromRow(row) : undefined;
+    },
+
+    async find(idOrName) {
+      // An id wins over a name: ids are what revocation prints and scripts keep.
+      const row = (byId(idOrName) ?? db.prepare('SELECT * FROM api_tokens WHERE name = ?').get(idOrName)) as
+        | Row
+        | undefined;
+      return row ? tokenFromRow(row) : undefined;
+    },
+
+    async list() {
+      return (db.prepare('SELECT * FROM api_tokens ORDER BY name').all() as Row[]).map(tokenFromRow);
+    },
+
+    async delete(id) {
+      if (db.prepare('DELETE FROM api_tokens WHERE id = ?').run(id).changes === 0) throw tokenNotFound(id);
+    },
+
+    async touch(id, at) {
+      // A token revoked meanwhile is simply not there to touch.
+      db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(isoTime(at, 'last_used_at'), id);
+    },
+  };
+}
+
 function migrate(db: Db, where: string): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`);
@@ -526,6 +596,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
     ports: portStore(db),
     images: imageStore(db),
     events: eventStore(db),
+    tokens: tokenStore(db),
     async close() {
       if (db.open) db.close();
     },

@@ -2,7 +2,7 @@
 // (see store.test.ts); a backend that passes it can replace another without callers noticing.
 // `open` must return a store over an empty database each time it is called.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { NewEvent, NewNode, NodeRecord, Store, TransitionRequest } from '../../conductor/store/store.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
@@ -586,6 +586,89 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       it('refuses an event for an unknown node', async () => {
         const ghost = randomUUID();
         await rejectsWith(store.events.add(event(ghost)), 'NOT_FOUND', ghost);
+      });
+    });
+    describe('tokens', () => {
+      const hash = () => createHash('sha256').update(randomUUID()).digest('hex');
+      const token = (over: Partial<Parameters<Store['tokens']['create']>[0]> = {}) =>
+        store.tokens.create({
+          id: randomUUID().slice(0, 12),
+          name: `t-${randomUUID().slice(0, 8)}`,
+          role: 'operator',
+          hash: hash(),
+          expires_at: null,
+          ...over,
+        });
+
+      it('creates a token and finds it by hash, id and name', async () => {
+        const h = hash();
+        const t = await store.tokens.create({
+          id: 'a1b2c3',
+          name: 'ci',
+          role: 'reader',
+          hash: h,
+          expires_at: '2030-01-31T00:00:00Z',
+        });
+        assert.equal(t.id, 'a1b2c3');
+        assert.equal(t.name, 'ci');
+        assert.equal(t.role, 'reader');
+        assert.equal(t.hash, h);
+        assert.match(t.created_at, ISO_UTC);
+        // Normalised, so both backends answer the same text for the same instant.
+        assert.equal(t.expires_at, '2030-01-31T00:00:00.000Z');
+        assert.equal(t.last_used_at, null);
+        assert.deepEqual(await store.tokens.getByHash(h), t);
+        assert.deepEqual(await store.tokens.find('a1b2c3'), t);
+        assert.deepEqual(await store.tokens.find('ci'), t);
+        assert.equal(await store.tokens.getByHash(hash()), undefined);
+        assert.equal(await store.tokens.find('nobody'), undefined);
+      });
+
+      it("prefers an id over a name when one token is named like another one's id", async () => {
+        const first = await token({ id: 'deadbeef', name: 'first' });
+        await token({ id: 'other', name: 'deadbeef' });
+        assert.deepEqual(await store.tokens.find('deadbeef'), first);
+      });
+
+      it('lists tokens by name', async () => {
+        await token({ name: 'zeta' });
+        await token({ name: 'Alpha' });
+        await token({ name: 'beta' });
+        assert.deepEqual(
+          (await store.tokens.list()).map((t) => t.name),
+          ['Alpha', 'beta', 'zeta'],
+        );
+      });
+
+      it('refuses a second token with the same name, id or hash, and keeps the first', async () => {
+        const first = await token({ name: 'ci' });
+        await rejectsWith(token({ name: 'ci' }), 'CONFLICT', 'ci');
+        await rejectsWith(token({ id: first.id }), 'CONFLICT', first.id);
+        await rejectsWith(token({ hash: first.hash }), 'CONFLICT');
+        assert.deepEqual(await store.tokens.list(), [first]);
+      });
+
+      it('refuses an expiry that is not a time', async () => {
+        await rejectsWith(token({ expires_at: 'tomorrow' }), 'VALIDATION_FAILED', 'tomorrow');
+        assert.deepEqual(await store.tokens.list(), []);
+      });
+
+      it('records the last use, and a touch of a revoked token is a no-op', async () => {
+        const t = await token();
+        await store.tokens.touch(t.id, '2026-12-01T10:00:00.000Z');
+        assert.equal((await store.tokens.find(t.id))!.last_used_at, '2026-12-01T10:00:00.000Z');
+        await store.tokens.delete(t.id);
+        await store.tokens.touch(t.id, '2026-12-01T10:01:00.000Z');
+        assert.equal(await store.tokens.find(t.id), undefined);
+      });
+
+      it('revokes: the token is gone by hash at once; revoking it again is NOT_FOUND', async () => {
+        const t = await token();
+        const kept = await token();
+        await store.tokens.delete(t.id);
+        assert.equal(await store.tokens.getByHash(t.hash), undefined);
+        assert.deepEqual(await store.tokens.list(), [kept]);
+        await rejectsWith(store.tokens.delete(t.id), 'NOT_FOUND', t.id);
       });
     });
   });
