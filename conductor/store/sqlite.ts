@@ -2,6 +2,7 @@
 // every method runs to completion before another starts; that alone makes each multi-statement
 // operation atomic within this process, and transactions make it atomic on disk and against other
 // processes sharing the file (who wait up to busy_timeout for the write lock).
+import { closeSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { KilnError } from '../../shared/errors.ts';
 import type { ProvisionState } from '../../shared/states.ts';
@@ -565,16 +566,57 @@ function migrate(db: Db, where: string): void {
   }).immediate();
 }
 
+const inMemory = (path: string) => path === ':memory:' || path === '';
+
+/**
+ * The database holds API token hashes, inventories and (sealed) node secrets: it is created 0600,
+ * before SQLite opens it, and SQLite gives its -wal and -shm files the database file's mode. An
+ * existing file that every user may read is refused rather than fixed with a warning: a warning
+ * scrolls by while the file stays readable, and a silent chmod would hide that its content may
+ * already have been copied. Group access is left alone (a backup group is a deliberate choice).
+ */
+function prepareFile(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw cannotOpen(path, e);
+    }
+    if ((mode & 0o007) !== 0) {
+      const octal = mode.toString(8).padStart(4, '0');
+      throw new KilnError(
+        'CONFIG_INVALID',
+        `SQLite database file ${file} is open to all users (mode ${octal}); it holds API token hashes and ` +
+          `node data. Run 'chmod 600 ${path}*' and start again, and if others may have copied it, ` +
+          'rotate the secrets key (kiln secrets rotate-key) and the BMC passwords',
+        { details: { file, mode: octal } },
+      );
+    }
+  }
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotOpen(path, e);
+  }
+}
+
+function cannotOpen(path: string, e: unknown): KilnError {
+  return new KilnError(
+    'CONFIG_INVALID',
+    `cannot open SQLite database ${path}: ${(e as Error).message}; check the path and its permissions`,
+    { cause: e },
+  );
+}
+
 export async function openSqliteStore(path: string): Promise<Store> {
+  if (!inMemory(path)) prepareFile(path);
   let db: Db;
   try {
     db = new Database(path);
   } catch (e) {
-    throw new KilnError(
-      'CONFIG_INVALID',
-      `cannot open SQLite database ${path}: ${(e as Error).message}; check the path and its permissions`,
-      { cause: e },
-    );
+    throw cannotOpen(path, e);
   }
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
