@@ -10,8 +10,10 @@ import type { NodeRecord, Store } from '../store/store.ts';
 import {
   createRamdiskRouter,
   maskSecrets,
+  normaliseIp,
   recordingHeartbeats,
   requestedVersion,
+  sameSecret,
   versionRouter,
   wipeAgentToken,
 } from './ramdisk-api.ts';
@@ -30,6 +32,7 @@ before(async () => {
     log: silentLogger(),
     fastTrack: () => fastTrack,
     heartbeatTimeoutS: 123,
+    securityLockWaitMs: 2000,
     heartbeats: recordingHeartbeats(store, 'test', (n) => handled.push(n.uuid)),
   });
   for (const x of [versionRouter(), r]) app.use(x.routes());
@@ -43,7 +46,10 @@ after(async () => {
 });
 
 let n = 0;
-async function node(state: string, extra: Partial<NodeRecord> = {}): Promise<{ uuid: string; mac: string }> {
+async function node(
+  state: string,
+  extra: Partial<NodeRecord> & { bootedRamdisk?: boolean } = {},
+): Promise<{ uuid: string; mac: string }> {
   n++;
   const uuid = `6f1c2a34-8b0e-4d55-9a61-${String(n).padStart(12, '0')}`;
   const mac = `52:54:00:00:00:${n.toString(16).padStart(2, '0')}`;
@@ -61,6 +67,11 @@ async function node(state: string, extra: Partial<NodeRecord> = {}): Promise<{ u
     properties: { cpu_arch: 'x86_64' },
   });
   await store.ports.create({ uuid: crypto.randomUUID(), address: mac, node_uuid: uuid });
+  if (extra.bootedRamdisk) {
+    // What the agent workflow's bootRamdisk leaves behind.
+    await store.nodes.update(uuid, { power_state: 'power on' });
+    await store.events.add({ node_uuid: uuid, event: 'boot_ramdisk', actor: 't', result: 'info' });
+  }
   return { uuid, mac };
 }
 
@@ -114,10 +125,71 @@ describe('lookup', () => {
     const stored = await store.nodes.get(uuid);
     assert.equal(stored!.driver_internal_info.agent_secret_token, body.config.agent_token);
 
-    const again = await lookup(`addresses=${mac}`);
-    assert.equal((again.body.config as Record<string, unknown>).agent_token, '******');
+    // A UUID alone names nobody (UUIDs are public), with or without a token out.
     const byUuid = await lookup(`node_uuid=${uuid}`);
-    assert.equal(byUuid.status, 200);
+    assert.equal(byUuid.status, 404);
+    assert.equal((await store.nodes.get(uuid))!.provision_state, 'clean wait');
+
+    // One token per boot: a second lookup gets "******", and the cleaning node fails.
+    const again = await lookup(`addresses=${mac}`);
+    assert.equal(again.status, 200);
+    assert.equal((again.body.config as Record<string, unknown>).agent_token, '******');
+    const failed = await waitFor('the node to fail', async () => {
+      const x = await store.nodes.get(uuid);
+      return x?.provision_state === 'clean failed' ? x : undefined;
+    });
+    assert.match(failed.last_error!, /^security: a second ramdisk lookup from 127\.0\.0\.1/);
+    assert.equal(failed.driver_internal_info.agent_secret_token, undefined, 'the agent is forgotten');
+    const ev = (await store.events.list(uuid)).filter((e) => e.event === 'security');
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]!.result, 'error');
+  });
+
+  test('a pregenerated token: the UUID alone finds the node, "******" once, then a security event', async () => {
+    const { uuid } = await node('deploying', {
+      driver_internal_info: { agent_secret_token: 'p'.repeat(43), agent_secret_token_pregenerated: true },
+    });
+    const first = await lookup(`node_uuid=${uuid}`);
+    assert.equal(first.status, 200);
+    assert.equal((first.body.config as Record<string, unknown>).agent_token, '******');
+    assert.equal((await store.events.list(uuid)).filter((e) => e.event === 'security').length, 0);
+    await lookup(`node_uuid=${uuid}`);
+    await waitFor(
+      'the node to fail',
+      async () => (await store.nodes.get(uuid))?.provision_state === 'deploy failed',
+    );
+  });
+
+  test('the node view hides secrets: token, image URLs, config drive, credentials in URLs', async () => {
+    const { uuid, mac } = await node('clean wait');
+    await store.nodes.update(uuid, {
+      instance_info: {
+        image_source: 'https://user:pw@img.example/x.raw?X-Amz-Signature=abc&v=1',
+        image_url: 'http://secret-temp-url',
+        configdrive: {
+          user_data: '#cloud-config\nchpasswd: {list: "root:hunter2"}',
+          public_keys: { k: 'ssh-ed25519 AAA' },
+        },
+        root_password: 'hunter2',
+        user_data: 'hunter2',
+      },
+      driver_internal_info: {
+        clean_step: { args: { url: 'http://a:hunter2@x/' } },
+        deploy_token_x: 'hunter2',
+      },
+    });
+    const r = await lookup(`addresses=${mac}`);
+    const view = JSON.stringify((r.body as { node: unknown }).node);
+    for (const secret of [
+      'hunter2',
+      'pw@',
+      'abc',
+      'secret-temp-url',
+      'ssh-ed25519',
+      String((r.body.config as Record<string, unknown>).agent_token),
+    ])
+      assert.ok(!view.includes(secret), `${secret} must not reach the agent's node view: ${view}`);
+    assert.match(view, /img\.example\/x\.raw/, 'the origin and path stay');
   });
 
   test('below 1.62 no token is generated; below 1.22 and without a header: 404', async () => {
@@ -150,10 +222,27 @@ describe('lookup', () => {
   });
 
   test('fast-track admits enroll/manageable/available', async () => {
-    const { mac } = await node('manageable');
+    const { mac } = await node('manageable', { bootedRamdisk: true });
     assert.equal((await lookup(`addresses=${mac}`)).status, 404);
     fastTrack = true;
     assert.equal((await lookup(`addresses=${mac}`)).status, 200);
+    // Only while a ramdisk the conductor booted runs: not on a node it never booted one on,
+    // nor once it was powered off (or on again by hand) since.
+    const never = await node('available', { power_state: 'power on' });
+    await store.nodes.update(never.uuid, { power_state: 'power on' });
+    assert.equal((await lookup(`addresses=${never.mac}`)).status, 404);
+    const cycled = await node('available', { bootedRamdisk: true });
+    await store.events.add({
+      node_uuid: cycled.uuid,
+      event: 'power',
+      actor: 't',
+      result: 'ok',
+      message: 'power on',
+    });
+    assert.equal((await lookup(`addresses=${cycled.mac}`)).status, 404);
+    const off = await node('available', { bootedRamdisk: true });
+    await store.nodes.update(off.uuid, { power_state: 'power off' });
+    assert.equal((await lookup(`addresses=${off.mac}`)).status, 404);
   });
 
   test('409 when the node is locked and has no token yet', async () => {
@@ -168,14 +257,14 @@ describe('lookup', () => {
 
 describe('heartbeat', () => {
   const hb = (token: string, extra: Record<string, unknown> = {}) => ({
-    callback_url: 'http://10.0.0.57:9999',
+    callback_url: 'http://127.0.0.1:9999',
     agent_token: token,
     agent_version: '9.4.3',
     ...extra,
   });
 
-  async function withToken(state = 'clean wait') {
-    const x = await node(state);
+  async function withToken(state = 'clean wait', bootedRamdisk = false) {
+    const x = await node(state, { bootedRamdisk });
     const r = await lookup(`addresses=${x.mac}`);
     return { ...x, token: (r.body.config as Record<string, unknown>).agent_token as string };
   }
@@ -186,7 +275,7 @@ describe('heartbeat', () => {
     assert.equal(r.status, 202);
     assert.equal(r.text, '');
     const dii = (await store.nodes.get(uuid))!.driver_internal_info;
-    assert.equal(dii.agent_url, 'http://10.0.0.57:9999');
+    assert.equal(dii.agent_url, 'http://127.0.0.1:9999');
     assert.equal(dii.agent_version, '9.4.3');
     assert.ok(Date.now() - Date.parse(String(dii.agent_last_heartbeat)) < 5000);
     await waitFor('the engine to be called', () => handled.includes(uuid));
@@ -208,10 +297,12 @@ describe('heartbeat', () => {
       ]),
       [400, 'Field "agent_verify_ca" not recognised in this version'],
     );
-    assert.equal((await heartbeat('6f1c2a34-0000-0000-0000-000000000000', hb(token))).status, 404);
+    // An unknown node answers as a wrong token does: nothing tells them apart without the token.
+    const unknown = await heartbeat('6f1c2a34-0000-0000-0000-000000000000', hb(token));
+    assert.deepEqual([unknown.status, unknown.fault], [400, 'Invalid or missing agent token received.']);
     assert.equal((await heartbeat(uuid, hb(token, { callback_url: 'ftp://x' }))).status, 400);
     assert.deepEqual(
-      await heartbeat(uuid, { callback_url: 'http://10.0.0.57:9999', agent_version: '1' }).then((r) => [
+      await heartbeat(uuid, { callback_url: 'http://127.0.0.1:9999', agent_version: '1' }).then((r) => [
         r.status,
         r.fault,
       ]),
@@ -229,11 +320,26 @@ describe('heartbeat', () => {
     // Once a callback URL is on record, a different one is refused.
     assert.equal((await heartbeat(uuid, hb(token))).status, 202);
     assert.deepEqual(
-      await heartbeat(uuid, hb(token, { callback_url: 'http://10.0.0.58:9999' })).then((r) => [
+      await heartbeat(uuid, hb(token, { callback_url: 'http://127.0.0.1:9998' })).then((r) => [
         r.status,
         r.fault,
       ]),
       [400, 'Detected change in ramdisk provided "callback_url"'],
+    );
+    // Wrong token with a changed callback: the token's answer, not the callback's.
+    assert.deepEqual(
+      await heartbeat(uuid, hb('y'.repeat(43), { callback_url: 'http://127.0.0.1:9998' })).then((r) => [
+        r.status,
+        r.fault,
+      ]),
+      [400, 'Invalid or missing agent token received.'],
+    );
+    // The call-back must be where the heartbeat comes from (here, loopback).
+    const away = await heartbeat(uuid, hb(token, { callback_url: 'http://10.0.0.58:9999' }));
+    assert.equal(away.status, 400);
+    assert.match(
+      away.fault,
+      /host 10\.0\.0\.58 is not the address this heartbeat came from \(127\.0\.0\.1\)/,
     );
     // The certificate is pinned per boot, too.
     assert.equal((await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-1' }))).status, 202);
@@ -257,7 +363,7 @@ describe('heartbeat', () => {
     await store.nodes.release(uuid, 'engine-2');
 
     fastTrack = true;
-    const idle = await withToken('available');
+    const idle = await withToken('available', true);
     const count = handled.length;
     assert.equal((await heartbeat(idle.uuid, hb(idle.token))).status, 202);
     assert.ok((await store.nodes.get(idle.uuid))!.driver_internal_info.agent_url, 'fast-track records');
@@ -292,4 +398,10 @@ test('helpers', () => {
     agent_secret_token: '******',
     empty_token: null,
   });
+  assert.equal(normaliseIp('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(normaliseIp('::1'), '::1');
+  assert.equal(sameSecret('a', 'a'), true);
+  assert.equal(sameSecret('a', 'ab'), false);
+  assert.equal(sameSecret('', ''), false);
+  assert.equal(sameSecret('a', undefined), false);
 });

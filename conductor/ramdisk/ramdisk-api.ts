@@ -2,7 +2,7 @@
 // answering exactly as Ironic 21.4.4 does so that a stock ironic-python-agent works against Kiln:
 // the microversion gates, the 400/404/409 rules and their order, one token per boot (the real one
 // once, "******" afterwards), and Ironic's error body {"error_message": "<json string>"}.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { isKilnError, KilnError } from '../../shared/errors.ts';
@@ -12,6 +12,8 @@ import { ProvisionState } from '../../shared/states.ts';
 import { IRONIC_API_MAX_VERSION, IRONIC_API_MIN_VERSION } from '../../shared/version.ts';
 import { compareVersions, HeartbeatBody, IRONIC_API, MASKED } from '../../shared/wire/ipa.ts';
 import { readsOwnBody } from '../api/http.ts';
+import { maskUrl } from '../images/url-policy.ts';
+import { recordSecurityIncident } from '../nodes/security.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
 import { ironicErrors } from './ironic-errors.ts';
 
@@ -62,6 +64,14 @@ export interface RamdiskApiDeps {
   lockHolder?: string;
   /** Ironic's [api]restrict_lookup (default true). */
   restrictLookup?: boolean;
+  /**
+   * provisioning.callback_host: 'source' (default) accepts a heartbeat only when its
+   * callback_url's host is the address the heartbeat came from; 'any' accepts any host (agents
+   * behind NAT, whose advertised address is not the one the conductor sees).
+   */
+  callbackHost?: 'source' | 'any';
+  /** How long a security event waits for a node locked by other work (ms; tests shorten it). */
+  securityLockWaitMs?: number;
 }
 
 /** What became of a heartbeat: skipped on a locked node, recorded, or recorded and continuing. */
@@ -132,17 +142,109 @@ export function newAgentToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-const SECRET_KEY = /(password|secret|token|configdrive|image_url|private_key|credential|encryption_key)/i;
+/**
+ * Keys whose values are secrets, matched anywhere in the key as Ironic's mask_dict_password does,
+ * plus what a Kiln node carries that is as sensitive: user data and SSH keys (config drives), and
+ * signed or credentialled image links.
+ */
+const SECRET_KEY =
+  /(pass|secret|token|configdrive|config_drive|image_url|private_key|credential|encryption_key|auth|user_data|public_keys|ssh_key|signature)/i;
 
-/** Mask secret-looking values the way Ironic's node sanitising does. */
+/** A string that is a URL carrying credentials (user:password, or a token/signature/key parameter). */
+function maskStringValue(v: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return v;
+  const masked = maskUrl(v);
+  return masked === '<invalid URL>' ? MASKED : masked === new URL(v).toString() ? v : masked;
+}
+
+/**
+ * Mask secret-looking values the way Ironic's node sanitising (as_dict(secure=True)) does: a
+ * value under a secret-named key becomes "******", and a URL anywhere keeps its origin and path
+ * but loses its credentials.
+ */
 export function maskSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(maskSecrets);
+  if (typeof value === 'string') return maskStringValue(value);
   if (typeof value !== 'object' || value === null) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined && v !== '' ? MASKED : maskSecrets(v);
   }
   return out;
+}
+
+/**
+ * The node as an agent is shown it (lookup's `node`): Ironic's secure view. The agent gets its
+ * token in `config.agent_token` once and its image and config drive in the deploy step's
+ * arguments; nothing here repeats a secret.
+ */
+export function agentNodeView(node: NodeRecord, baseUrl: string): Record<string, unknown> {
+  const { image_url: _u, configdrive: _c, ...instance } = node.instance_info;
+  const instanceInfo = maskSecrets(instance) as Record<string, unknown>;
+  if (node.instance_info.image_url !== undefined) instanceInfo.image_url = MASKED;
+  if (node.instance_info.configdrive !== undefined) instanceInfo.configdrive = MASKED;
+  const { agent_secret_token: token, ...internal } = node.driver_internal_info;
+  const internalInfo = maskSecrets(internal) as Record<string, unknown>;
+  if (token !== undefined) internalInfo.agent_secret_token = MASKED;
+  return {
+    uuid: node.uuid,
+    properties: maskSecrets(node.properties),
+    instance_info: instanceInfo,
+    driver_internal_info: internalInfo,
+    links: [
+      { href: `${baseUrl}/v1/nodes/${node.uuid}`, rel: 'self' },
+      { href: `${baseUrl}/nodes/${node.uuid}`, rel: 'bookmark' },
+    ],
+  };
+}
+
+/** Equal secrets, compared in constant time (digests first, so lengths don't leak either). */
+export function sameSecret(a: unknown, b: unknown): boolean {
+  if (typeof a !== 'string' || typeof b !== 'string' || a === '' || b === '') return false;
+  const da = createHash('sha256').update(a).digest();
+  const db = createHash('sha256').update(b).digest();
+  return timingSafeEqual(da, db);
+}
+
+/** An address as the socket gives it, with IPv4-mapped IPv6 (::ffff:a.b.c.d) as plain IPv4. */
+export function normaliseIp(ip: string | undefined): string {
+  const s = (ip ?? '').toLowerCase().replace(/^\[|\]$/g, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  return mapped ? mapped[1]! : s;
+}
+
+/** The host of a callback URL, normalised like a socket address (brackets off, IPv4-mapped plain). */
+function callbackIp(url: URL): string {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // The URL parser writes ::ffff:a.b.c.d as ::ffff:xxxx:xxxx; rebuild the dotted form.
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(host);
+  if (hex) {
+    const hi = Number.parseInt(hex[1]!, 16);
+    const lo = Number.parseInt(hex[2]!, 16);
+    return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+  }
+  return normaliseIp(host);
+}
+
+/** driver_internal_info key binding "the pregenerated token was looked up once" to that token. */
+const PREGEN_LOOKED_UP = 'agent_secret_token_looked_up';
+const tokenTag = (token: string) => createHash('sha256').update(token).digest('hex').slice(0, 16);
+
+/**
+ * Whether the conductor booted a ramdisk on this node and has not powered it off since: the
+ * node is on, and its latest ramdisk boot (the agent workflow's boot_ramdisk event) comes after
+ * its latest power action (every conductor power change that is not a ramdisk boot either
+ * records a 'power' event or sets power_state to off).
+ */
+export async function conductorBootedRamdisk(store: Store, node: NodeRecord): Promise<boolean> {
+  if (node.power_state !== 'power on') return false;
+  const events = await store.events.list(node.uuid, { limit: 500 });
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.event === 'boot_ramdisk') return true;
+    if (e.event === 'power') return false;
+  }
+  return false;
 }
 
 /** Forget the ramdisk: its token, URL and certificate die with it (power off, reboot). */
@@ -155,6 +257,7 @@ export async function wipeAgentToken(store: Store, uuid: string): Promise<NodeRe
     agent_url: _u,
     agent_verify_ca: _c,
     agent_progress: _g,
+    [PREGEN_LOOKED_UP]: _l,
     ...rest
   } = node.driver_internal_info;
   return store.nodes.update(uuid, { driver_internal_info: rest });
@@ -221,9 +324,48 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       }
     };
 
-  /** Ironic's get_node_with_token: hand out a token once, under the node's lock. */
-  async function tokenFor(node: NodeRecord): Promise<{ node: NodeRecord; token: string }> {
-    if (node.driver_internal_info.agent_secret_token) return { node, token: MASKED };
+  const security = {
+    store: deps.store,
+    log,
+    holderBase,
+    lockWaitMs: deps.securityLockWaitMs,
+  };
+
+  /**
+   * A lookup while the node's token is outstanding: the ramdisk that got it is either gone
+   * (then the node was power-cycled and the token wiped) or still running, so this caller is
+   * another one. Ironic answers "******" and carries on; Kiln records it, and a node in the
+   * middle of work fails rather than go on with whichever agent answers.
+   */
+  function secondLookup(node: NodeRecord, source: string, macs: string[]): void {
+    const what = `a second ramdisk lookup from ${source || 'an unknown address'}${macs.length ? ` (MACs ${macs.join(', ')})` : ''} while the agent token handed out for this boot is still outstanding`;
+    // The caller's answer does not wait for (or reveal) what becomes of the node.
+    recordSecurityIncident(security, node, { what, actor: 'ramdisk-api', failWork: true }).catch((e) =>
+      log.error({ node: node.uuid, err: e }, 'could not record a security event'),
+    );
+  }
+
+  /**
+   * Ironic's get_node_with_token, one token per boot: the token goes out once, under the node's
+   * lock; later lookups get "******". A pregenerated token (handed to the ramdisk another way)
+   * is answered "******" once without alarm.
+   */
+  async function tokenFor(
+    node: NodeRecord,
+    source: string,
+    macs: string[],
+  ): Promise<{ node: NodeRecord; token: string }> {
+    const outstanding = (n: NodeRecord): boolean => {
+      const dii = n.driver_internal_info;
+      if (typeof dii.agent_secret_token !== 'string' || !dii.agent_secret_token) return false;
+      return !(
+        dii.agent_secret_token_pregenerated && dii[PREGEN_LOOKED_UP] !== tokenTag(dii.agent_secret_token)
+      );
+    };
+    if (outstanding(node)) {
+      secondLookup(node, source, macs);
+      return { node, token: MASKED };
+    }
     const holder = `${holderBase}-lookup-${randomBytes(4).toString('hex')}`;
     try {
       await deps.store.nodes.reserve(node.uuid, holder);
@@ -236,18 +378,69 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       }
       throw e;
     }
+    let second: NodeRecord | undefined;
     try {
       const fresh = (await deps.store.nodes.get(node.uuid)) ?? node;
-      if (fresh.driver_internal_info.agent_secret_token) return { node: fresh, token: MASKED };
+      const dii = fresh.driver_internal_info;
+      if (outstanding(fresh)) {
+        second = fresh;
+        return { node: fresh, token: MASKED };
+      }
+      if (typeof dii.agent_secret_token === 'string' && dii.agent_secret_token) {
+        // Pregenerated, first lookup: remember it, so a second one is noticed.
+        const updated = await deps.store.nodes.update(node.uuid, {
+          driver_internal_info: { ...dii, [PREGEN_LOOKED_UP]: tokenTag(dii.agent_secret_token) },
+        });
+        return { node: updated, token: MASKED };
+      }
       const token = newAgentToken();
       const updated = await deps.store.nodes.update(node.uuid, {
-        driver_internal_info: { ...fresh.driver_internal_info, agent_secret_token: token },
+        driver_internal_info: { ...dii, agent_secret_token: token },
       });
       log.info({ node: node.uuid }, 'agent token issued');
       return { node: updated, token };
     } finally {
       await deps.store.nodes.release(node.uuid, holder);
+      if (second) secondLookup(second, source, macs);
     }
+  }
+
+  /**
+   * The node a lookup names, or undefined: by the MACs of registered ports (all of one node);
+   * a node_uuid must be that same node, and names a node on its own only when the node's token
+   * was pregenerated (the ramdisk already holds it, so the UUID proves nothing by itself).
+   */
+  async function lookupTarget(macs: string[], nodeUuid: string | undefined): Promise<NodeRecord | undefined> {
+    const owners = new Set<string>();
+    for (const mac of macs) {
+      const port = await deps.store.ports.getByAddress(mac);
+      if (port) owners.add(port.node_uuid);
+    }
+    // Ironic refuses to guess when the MACs belong to several nodes.
+    if (owners.size > 1) {
+      log.error({ macs, nodes: [...owners] }, 'lookup MACs match several nodes');
+      return undefined;
+    }
+    const byMac = owners.size === 1 ? [...owners][0]! : undefined;
+    if (!nodeUuid) return byMac ? deps.store.nodes.get(byMac) : undefined;
+    const uuid = nodeUuid.toLowerCase();
+    if (byMac && byMac !== uuid) {
+      log.warn({ macs, node_uuid: uuid, owner: byMac }, 'lookup MACs belong to another node');
+      return undefined;
+    }
+    const node = await deps.store.nodes.get(uuid);
+    if (!node) return undefined;
+    if (byMac || node.driver_internal_info.agent_secret_token_pregenerated) return node;
+    log.warn({ node: uuid, macs }, 'lookup by node_uuid without any of its MACs refused');
+    return undefined;
+  }
+
+  /** Lookup's states: Ironic's, and with fast-track the idle ones while a ramdisk it booted runs. */
+  async function lookupAllowed(node: NodeRecord): Promise<boolean> {
+    if (deps.restrictLookup === false) return true;
+    if (LOOKUP_STATES.includes(node.provision_state)) return true;
+    if (!FAST_TRACK_STATES.includes(node.provision_state) || !fastTrack(node)) return false;
+    return conductorBootedRamdisk(deps.store, node);
   }
 
   router.get(
@@ -272,50 +465,28 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
           "At least one of 'addresses' and 'node_uuid' parameters is required",
         );
       }
-      let node: NodeRecord | undefined;
-      if (nodeUuid) node = await deps.store.nodes.get(nodeUuid.toLowerCase());
-      else {
-        const owners = new Set<string>();
-        for (const mac of macs) {
-          const port = await deps.store.ports.getByAddress(mac);
-          if (port) owners.add(port.node_uuid);
-        }
-        // Ironic refuses to guess when the MACs belong to several nodes.
-        if (owners.size === 1) node = await deps.store.nodes.get([...owners][0]!);
-        else if (owners.size > 1) log.error({ macs, nodes: [...owners] }, 'lookup MACs match several nodes');
-      }
-      // Not found and wrong state answer alike, on purpose: lookup reveals nothing.
+      let node = await lookupTarget(macs, nodeUuid);
+      // Not found, not this node's MACs and wrong state answer alike, on purpose: lookup reveals nothing.
       if (!node) {
         log.warn({ macs, node_uuid: nodeUuid }, 'lookup found no node');
         throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       }
-      const allowed = fastTrack(node) ? [...LOOKUP_STATES, ...FAST_TRACK_STATES] : LOOKUP_STATES;
-      if (deps.restrictLookup !== false && !allowed.includes(node.provision_state)) {
+      if (!(await lookupAllowed(node))) {
         log.warn(
-          { node: node.uuid, state: node.provision_state },
+          { node: node.uuid, state: node.provision_state, power: node.power_state },
           'lookup not allowed in this provision state',
         );
         throw new KilnError('NOT_FOUND', 'Resource could not be found.');
       }
       let token: string | null = null;
       if (compareVersions(version, IRONIC_API.agentToken) >= 0) {
-        const t = await tokenFor(node);
+        const t = await tokenFor(node, normaliseIp(ctx.req.socket.remoteAddress), macs);
         node = t.node;
         token = t.token;
       }
-      const url = base(ctx);
       ctx.status = 200;
       ctx.body = {
-        node: {
-          uuid: node.uuid,
-          properties: node.properties,
-          instance_info: maskSecrets(node.instance_info),
-          driver_internal_info: maskSecrets(node.driver_internal_info),
-          links: [
-            { href: `${url}/v1/nodes/${node.uuid}`, rel: 'self' },
-            { href: `${url}/nodes/${node.uuid}`, rel: 'bookmark' },
-          ],
-        },
+        node: agentNodeView(node, base(ctx)),
         config: {
           metrics: {
             backend: 'noop',
@@ -370,32 +541,20 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       if (b.agent_verify_ca != null && compareVersions(version, IRONIC_API.agentVerifyCa) < 0) {
         throw new KilnError('VALIDATION_FAILED', 'Field "agent_verify_ca" not recognised in this version');
       }
-      const ident = ctx.params.node!;
-      const node = UUID_RE.test(ident)
-        ? await deps.store.nodes.get(ident.toLowerCase())
-        : await deps.store.nodes.getByName(ident);
-      if (!node) throw new KilnError('NOT_FOUND', `Node ${ident} could not be found.`);
-      let callback: string;
+      // Checks on the request alone come first: their answers say nothing about the node.
+      let callback: URL;
       try {
-        const u = new URL(b.callback_url);
-        if (!u.protocol.startsWith('http')) throw new Error('not http');
-        callback = b.callback_url;
+        callback = new URL(b.callback_url);
+        if (callback.protocol !== 'http:' && callback.protocol !== 'https:') throw new Error('not http');
       } catch {
         throw new KilnError(
           'VALIDATION_FAILED',
           'An issue with the supplied "callback_url" has been detected.',
         );
       }
-      const dii = node.driver_internal_info;
-      if (typeof dii.agent_url === 'string' && dii.agent_url !== callback) {
-        log.error(
-          { node: node.uuid, url: callback, recorded: dii.agent_url },
-          'heartbeat with a changed callback URL',
-        );
-        throw new KilnError('VALIDATION_FAILED', 'Detected change in ramdisk provided "callback_url"');
-      }
+      const ident = ctx.params.node!;
       if (b.agent_token == null) {
-        log.error({ node: node.uuid }, 'heartbeat without an agent token');
+        log.error({ node: ident }, 'heartbeat without an agent token');
         throw new KilnError('VALIDATION_FAILED', 'Agent token is required for heartbeat processing.');
       }
       if (b.agent_status != null && !['start', 'end', 'error'].includes(b.agent_status)) {
@@ -406,9 +565,36 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       }
       if (!b.agent_version && !b.agent_status)
         throw new KilnError('VALIDATION_FAILED', 'Agent did not transmit a version');
-      if (!dii.agent_secret_token || dii.agent_secret_token !== b.agent_token) {
-        log.error({ node: node.uuid }, 'heartbeat with an invalid or missing agent token');
+      // Then the token, before anything that depends on the node: an unknown node, a node
+      // without a token and a wrong token answer alike, so a caller without the token learns
+      // nothing (not whether the node exists, its state, or its recorded callback).
+      const node = UUID_RE.test(ident)
+        ? await deps.store.nodes.get(ident.toLowerCase())
+        : await deps.store.nodes.getByName(ident);
+      const dii = node?.driver_internal_info ?? {};
+      if (!node || !sameSecret(b.agent_token, dii.agent_secret_token)) {
+        log.error({ node: node?.uuid ?? ident }, 'heartbeat with an invalid agent token');
         throw new KilnError('VALIDATION_FAILED', 'Invalid or missing agent token received.');
+      }
+      // The token's holder: its call-back must be where it speaks from (unless NAT says otherwise),
+      // so that a leaked token cannot send the conductor's commands, image and config drive elsewhere.
+      const source = normaliseIp(ctx.req.socket.remoteAddress);
+      if ((deps.callbackHost ?? 'source') === 'source' && callbackIp(callback) !== source) {
+        log.error(
+          { node: node.uuid, callback: callback.host, source },
+          'heartbeat callback_url host is not its source address',
+        );
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          `The "callback_url" host ${callback.hostname} is not the address this heartbeat came from (${source}); behind NAT set provisioning.callback_host to "any"`,
+        );
+      }
+      if (typeof dii.agent_url === 'string' && dii.agent_url !== b.callback_url) {
+        log.error(
+          { node: node.uuid, url: b.callback_url, recorded: dii.agent_url },
+          'heartbeat with a changed callback URL',
+        );
+        throw new KilnError('VALIDATION_FAILED', 'Detected change in ramdisk provided "callback_url"');
       }
       if (
         b.agent_verify_ca &&
@@ -420,7 +606,7 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
       // Ironic answers 202 and processes the heartbeat in a worker; recording it before the
       // answer keeps "accepted" and "visible in the store" in order for the caller.
       try {
-        await recordHeartbeat(node, { ...b, callback_url: callback });
+        await recordHeartbeat(node, b);
       } catch (e) {
         log.error({ node: node.uuid, err: e }, 'could not record heartbeat');
       }
