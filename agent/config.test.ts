@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { normaliseBootif, parseAgentArgs, parseCmdline, resolveSettings } from './config.ts';
+import {
+  loadAgentTokenFile,
+  normaliseBootif,
+  parseAgentArgs,
+  parseCmdline,
+  resolveSettings,
+  usage,
+} from './config.ts';
 
 // What Ironic 2023.1's iPXE template puts on the kernel command line, plus pxelinux's BOOTIF.
 const IRONIC_CMDLINE =
@@ -47,7 +57,7 @@ test('every tunable kernel parameter is read', () => {
       'ipa-api-url=https://api.lan:6385/ ipa-lookup-timeout=60 ipa-lookup-interval=2 ipa-listen-host=0.0.0.0 ' +
         'ipa-listen-port=9000 ipa-advertise-host=10.0.0.57 ipa-advertise-port=9001 ipa-advertise-protocol=https ' +
         'ipa-insecure=1 ipa-collect-lldp=True ipa-lldp-timeout=5 ipa-ironic-api-version=1.68 ' +
-        'ipa-agent-token=t0k3n ipa-agent-token-required=yes ipa-hardware-initialization-delay=3 BOOTIF=aa:bb:cc:dd:ee:ff',
+        'ipa-agent-token=t0k3n-t0k3n-t0k3n-t0k3n-t0k3n-t0k3n ipa-agent-token-required=yes ipa-enable-auto-tls=0 ipa-hardware-initialization-delay=3 BOOTIF=aa:bb:cc:dd:ee:ff',
     ),
   });
   assert.equal(s.apiUrl, 'https://api.lan:6385');
@@ -60,7 +70,8 @@ test('every tunable kernel parameter is read', () => {
   assert.equal(s.collectLldp, true);
   assert.equal(s.lldpTimeoutS, 5);
   assert.equal(s.ironicApiVersion, '1.68');
-  assert.equal(s.agentToken, 't0k3n');
+  assert.equal(s.agentToken, 't0k3n-t0k3n-t0k3n-t0k3n-t0k3n-t0k3n');
+  assert.equal(s.autoTls, false);
   assert.equal(s.agentTokenRequired, true);
   assert.equal(s.hardwareInitializationDelayS, 3);
   assert.equal(s.bootifMac, 'aa:bb:cc:dd:ee:ff');
@@ -112,4 +123,38 @@ test('mdns and bad values', () => {
   assert.throws(() => resolveSettings({ cmdline: { 'ipa-ironic-api-version': 'latest' } }), /1\.68/);
   assert.throws(() => parseAgentArgs(['--no-such-flag']), /no-such-flag/);
   assert.equal(parseAgentArgs(['--version']).version, true);
+});
+
+test('the agent token: never from argv, from KILN_AGENT_TOKEN or --agent-token-file, at least 32 characters', () => {
+  const token = 'x'.repeat(43);
+  assert.throws(
+    () => parseAgentArgs(['--agent-token', token]),
+    /not accepted on the command line.*KILN_AGENT_TOKEN.*--agent-token-file/,
+  );
+  assert.throws(() => parseAgentArgs([`--agent-token=${token}`]), /not accepted on the command line/);
+  assert.equal(resolveSettings({ env: { KILN_AGENT_TOKEN: token } }).agentToken, token);
+  assert.throws(() => resolveSettings({ env: { KILN_AGENT_TOKEN: 'short' } }), /5 characters, fewer than 32/);
+  assert.equal(resolveSettings({}).autoTls, true, 'auto-TLS is on unless turned off');
+
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-token-'));
+  try {
+    const file = join(dir, 'token');
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    const s = loadAgentTokenFile(
+      resolveSettings({ flags: parseAgentArgs(['--agent-token-file', file]).flags }),
+    );
+    assert.equal(s.agentToken, token);
+    writeFileSync(file, 'short\n');
+    assert.throws(
+      () => loadAgentTokenFile(resolveSettings({ env: { KILN_AGENT_TOKEN_FILE: file } })),
+      /--agent-token-file .*token: the agent token is 5 characters/,
+    );
+    assert.throws(
+      () => loadAgentTokenFile(resolveSettings({ env: { KILN_AGENT_TOKEN_FILE: join(dir, 'none') } })),
+      /--agent-token-file .*none: ENOENT/,
+    );
+    assert.doesNotMatch(usage(), /--agent-token /, 'usage offers no argv flag for the token');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

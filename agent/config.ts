@@ -2,6 +2,7 @@
 // like IPA's kernel parameters (ipa-api-url, ipa-lookup-timeout, BOOTIF, ...), so a conductor that
 // boots IPA today boots this agent with the same command line. For development, KILN_AGENT_* env
 // variables and command-line flags override the kernel parameters (flags win).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseBootif } from '../shared/mac.ts';
 
@@ -29,8 +30,19 @@ export interface AgentSettings {
   lldpTimeoutS: number;
   /** Skip `GET /` discovery and use this microversion. */
   ironicApiVersion: string | null;
-  /** Pregenerated token (virtual-media boots). */
+  /**
+   * Pregenerated token: ipa-agent-token (virtual-media boots), KILN_AGENT_TOKEN, or the file
+   * --agent-token-file names (read by loadAgentTokenFile). Never from argv, where every local
+   * user can read it in ps.
+   */
   agentToken: string | null;
+  /** A file holding the agent token (standalone mode); its first line is the token. */
+  agentTokenFile: string | null;
+  /**
+   * IPA's auto-TLS (ipa-enable-auto-tls): when the conductor's API speaks agent_verify_ca (1.68),
+   * serve the command API over HTTPS with a per-boot self-signed certificate sent in heartbeats.
+   */
+  autoTls: boolean;
   agentTokenRequired: boolean;
   hardwareInitializationDelayS: number;
   /** BOOTIF as given (pxelinux "01-aa-bb-.." or iPXE "aa:bb:.."), for inventory.boot.pxe_interface. */
@@ -79,6 +91,8 @@ export const DEFAULTS: AgentSettings = {
   lldpTimeoutS: 30,
   ironicApiVersion: null,
   agentToken: null,
+  agentTokenFile: null,
+  autoTls: true,
   agentTokenRequired: false,
   hardwareInitializationDelayS: 0,
   bootif: null,
@@ -117,7 +131,7 @@ function num(v: string, what: string): number {
 }
 
 /** Map of setting → [kernel parameter, env variable, flag]. */
-const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: string }[] = [
+const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: string; argv?: false }[] = [
   { key: 'apiUrl', param: 'ipa-api-url', env: 'KILN_AGENT_API_URL', flag: 'api-url' },
   {
     key: 'inspectionCallbackUrl',
@@ -185,7 +199,10 @@ const SOURCES: { key: keyof AgentSettings; param?: string; env: string; flag: st
     env: 'KILN_AGENT_IRONIC_API_VERSION',
     flag: 'ironic-api-version',
   },
-  { key: 'agentToken', param: 'ipa-agent-token', env: 'KILN_AGENT_TOKEN', flag: 'agent-token' },
+  // `flag` only for callers that build settings in-process; argv never carries a secret.
+  { key: 'agentToken', param: 'ipa-agent-token', env: 'KILN_AGENT_TOKEN', flag: 'agent-token', argv: false },
+  { key: 'agentTokenFile', env: 'KILN_AGENT_TOKEN_FILE', flag: 'agent-token-file' },
+  { key: 'autoTls', param: 'ipa-enable-auto-tls', env: 'KILN_AGENT_AUTO_TLS', flag: 'auto-tls' },
   {
     key: 'agentTokenRequired',
     param: 'ipa-agent-token-required',
@@ -212,6 +229,7 @@ const BOOL_KEYS = new Set<keyof AgentSettings>([
   'collectLldp',
   'agentTokenRequired',
   'testCommands',
+  'autoTls',
 ]);
 const NUM_KEYS = new Set<keyof AgentSettings>([
   'listenPort',
@@ -224,7 +242,34 @@ const NUM_KEYS = new Set<keyof AgentSettings>([
   'hardwareInitializationDelayS',
 ]);
 
-export const FLAG_NAMES = SOURCES.map((s) => s.flag);
+export const FLAG_NAMES = SOURCES.filter((s) => s.argv !== false).map((s) => s.flag);
+
+/** Shorter tokens are refused: the conductor's are 43 characters, IPA ignores ones under 32. */
+export const MIN_TOKEN_LENGTH = 32;
+
+function checkToken(token: string, source: string): string {
+  if (token.length < MIN_TOKEN_LENGTH)
+    throw new Error(
+      `${source}: the agent token is ${token.length} characters, fewer than ${MIN_TOKEN_LENGTH}; make one with \`openssl rand -hex 32\``,
+    );
+  return token;
+}
+
+/**
+ * settings with the token from --agent-token-file / KILN_AGENT_TOKEN_FILE read in (first line,
+ * blanks trimmed); the file wins over KILN_AGENT_TOKEN. Throws naming the file if it is unreadable.
+ */
+export function loadAgentTokenFile(settings: AgentSettings): AgentSettings {
+  if (!settings.agentTokenFile) return settings;
+  let text: string;
+  try {
+    text = readFileSync(settings.agentTokenFile, 'utf8');
+  } catch (e) {
+    throw new Error(`--agent-token-file ${settings.agentTokenFile}: ${(e as Error).message}`);
+  }
+  const token = checkToken(text.split('\n')[0]!.trim(), `--agent-token-file ${settings.agentTokenFile}`);
+  return { ...settings, agentToken: token };
+}
 
 function apply(
   settings: AgentSettings,
@@ -278,6 +323,8 @@ export function resolveSettings(input: SettingsInput): AgentSettings {
   if (settings.apiUrl === 'mdns') settings.apiUrl = null;
   if (settings.apiUrl) settings.apiUrl = settings.apiUrl.replace(/\/+$/, '');
   settings.bootifMac = settings.bootif ? normaliseBootif(settings.bootif) : null;
+  if (settings.agentToken !== null)
+    checkToken(settings.agentToken, 'agent token (ipa-agent-token / KILN_AGENT_TOKEN)');
   if (settings.ironicApiVersion !== null && !/^\d+\.\d+$/.test(settings.ironicApiVersion)) {
     throw new Error(`ipa-ironic-api-version=${settings.ironicApiVersion} must look like 1.68`);
   }
@@ -298,7 +345,13 @@ export function parseAgentArgs(argv: readonly string[]): ParsedArgs {
     version: { type: 'boolean' },
     'cmdline-file': { type: 'string' },
   };
+  const secret = argv.find((a) => a === '--agent-token' || a.startsWith('--agent-token='));
+  if (secret)
+    throw new Error(
+      '--agent-token is not accepted on the command line (any local user can read it in ps): put the token in KILN_AGENT_TOKEN or in a file named by --agent-token-file',
+    );
   for (const src of SOURCES) {
+    if (src.argv === false) continue;
     const isBool = BOOL_KEYS.has(src.key);
     const multiple = src.key === 'macs' || src.key === 'allowDevices';
     options[src.flag] = isBool ? { type: 'boolean' } : { type: 'string', multiple };
@@ -322,6 +375,12 @@ export function usage(): string {
     '',
   ];
   for (const src of SOURCES) {
+    if (src.argv === false) {
+      lines.push(
+        `  ${'(no flag: a secret)'.padEnd(34)} env ${src.env}${src.param ? ` (kernel: ${src.param})` : ''}`,
+      );
+      continue;
+    }
     const param = src.param ? ` (kernel: ${src.param})` : ' (development)';
     lines.push(`  --${src.flag.padEnd(32)} env ${src.env}${param}`);
   }

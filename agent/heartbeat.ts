@@ -11,6 +11,8 @@ export interface HeartbeaterOptions {
   nodeUuid: string;
   callbackUrl: string;
   token: () => string | null;
+  /** PEM of the certificate the agent's HTTPS API presents (auto-TLS); null when it serves HTTP. */
+  verifyCa?: string | null;
   heartbeatTimeoutS: number;
   log: Logger;
   /** Progress of the running command, if any (sent only when the conductor supports it). */
@@ -96,6 +98,7 @@ export class Heartbeater {
         nodeUuid: this.opts.nodeUuid,
         callbackUrl: this.opts.callbackUrl,
         agentToken: this.opts.token(),
+        verifyCa: this.opts.verifyCa ?? null,
         progress: this.opts.progress?.() ?? null,
       });
       if (res.status === 202) {

@@ -4,6 +4,7 @@
 // (HTTP, exec, power) is injectable so the CLI, tests and the ramdisk share this one path.
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Runner } from '../shared/exec.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import type { InventoryInterface, KilnProgress } from '../shared/wire/ipa.ts';
@@ -31,6 +32,7 @@ import { IronicApiClient } from './ironic-api.ts';
 import { LogBuffer } from './log-buffer.ts';
 import { LookupTimeoutError, lookupNode } from './lookup.ts';
 import type { AgentPlugin, PluginContext } from './plugins.ts';
+import { type AgentTls, autoTls } from './tls.ts';
 import { AGENT_VERSION } from './version.ts';
 
 export interface StepTables {
@@ -88,7 +90,7 @@ function overrideNic(mac: string, i: number): InventoryInterface {
   };
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | TlsServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port, ipv6Only: false }, () => {
@@ -129,7 +131,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
   // Decided by the conductor's GET / document; re-read because a failed discovery is retried later.
   const withProgress = () => api?.current()?.extensions.has('progress') ?? false;
   let heartbeater: Heartbeater | null = null;
-  let server: Server | null = null;
+  let server: Server | TlsServer | null = null;
   let finish!: (code: number) => void;
   const done = new Promise<number>((r) => {
     finish = r;
@@ -220,7 +222,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     }
   };
 
-  const serve = async () => {
+  const serve = async (tls: AgentTls | null = null) => {
     await installPlugins();
     // koa is loaded only now, after the lookup: it is most of the agent's start-up cost.
     const { createAgentApp } = await import('./api/app.ts');
@@ -232,7 +234,9 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
       withProgress,
       log,
     });
-    server = createServer(app.callback());
+    server = tls
+      ? createTlsServer({ cert: tls.certPem, key: tls.keyPem }, app.callback())
+      : createServer(app.callback());
     try {
       await listen(server, s.listenHost, s.listenPort);
     } catch (e) {
@@ -244,7 +248,7 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     }
     const addr = server.address();
     state.port = typeof addr === 'object' && addr ? addr.port : s.listenPort;
-    log.info({ host: s.listenHost, port: state.port }, 'agent API listening');
+    log.info({ host: s.listenHost, port: state.port, tls: tls !== null }, 'agent API listening');
   };
 
   const main = async (): Promise<void> => {
@@ -276,6 +280,12 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
     }
     if (!s.apiUrl) {
       log.warn({}, 'no ipa-api-url: serving the agent API without lookup or heartbeats (standalone)');
+      if (tokens.token) log.info({}, 'standalone: commands need the agent token given at start');
+      else
+        log.error(
+          {},
+          'standalone without an agent token: every command will be refused (401); set KILN_AGENT_TOKEN or --agent-token-file (at least 32 characters) and restart',
+        );
       await serve();
       return;
     }
@@ -310,13 +320,29 @@ export function runAgent(opts: RunAgentOptions): AgentHandle {
         delayS: s.ipLookupTimeoutS,
         log,
       }));
-    await serve();
-    state.callbackUrl = callbackUrl(s.advertiseProtocol, host, s.advertisePort || state.port!);
+    if (!tokens.token)
+      log.error(
+        { node: found.node.uuid },
+        'no agent token known for this boot: every command will be refused (401); reboot the node into the ramdisk so the conductor hands out a fresh token',
+      );
+    const tls = autoTls({
+      enabled: s.autoTls,
+      apiVersion: (await api.apiInfo()).version,
+      advertiseHost: host,
+      log,
+    });
+    await serve(tls);
+    state.callbackUrl = callbackUrl(
+      tls ? 'https' : s.advertiseProtocol,
+      host,
+      s.advertisePort || state.port!,
+    );
     heartbeater = new Heartbeater({
       api,
       nodeUuid: found.node.uuid,
       callbackUrl: state.callbackUrl,
       token: () => tokens.token,
+      verifyCa: tls?.certPem ?? null,
       heartbeatTimeoutS: found.config.heartbeat_timeout,
       log,
       progress: (): KilnProgress | null => executor.current()?.progress ?? null,

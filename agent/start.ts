@@ -2,7 +2,7 @@
 // 0 stopped, 1 lookup timed out or the agent failed (the ramdisk's init restarts it), 2 bad
 // settings. `kiln agent ...` calls agentMain with its remaining arguments.
 import { readFileSync } from 'node:fs';
-import { parseAgentArgs, parseCmdline, resolveSettings, usage } from './config.ts';
+import { loadAgentTokenFile, parseAgentArgs, parseCmdline, resolveSettings, usage } from './config.ts';
 import { loadPlugins } from './plugins.ts';
 import { runAgent } from './run.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -25,7 +25,9 @@ export async function agentMain(argv: readonly string[]): Promise<number> {
     } catch {
       // not Linux, or no /proc: flags and env only
     }
-    settings = resolveSettings({ cmdline: parseCmdline(cmdline), env: process.env, flags: args.flags });
+    settings = loadAgentTokenFile(
+      resolveSettings({ cmdline: parseCmdline(cmdline), env: process.env, flags: args.flags }),
+    );
   } catch (e) {
     process.stderr.write(`kiln agent: ${(e as Error).message}\n\n${usage()}\n`);
     return 2;

@@ -1,6 +1,11 @@
 // The agent's REST API, shaped exactly like IPA's (api/app.py): the same routes with and without
 // the /v1 prefix, WSME-style fault bodies, the token in the POST query string, 409 while busy.
 // Ironic's agent client depends on these details (e.g. it looks for "agent is busy" in faults).
+//
+// Where Kiln is stricter than IPA, fail-closed: a command is accepted only with the token this
+// boot was given (no token known = nothing accepted, whatever "required" says), the token is
+// checked before a byte of the body is read, and bodies are capped (MAX_BODY) while streaming.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from '../../shared/log.ts';
@@ -10,12 +15,20 @@ import type { CommandExecutor } from '../commands/executor.ts';
 
 const MEDIA_TYPE = 'application/vnd.openstack.ironic-python-agent.v1+json';
 const DOCS_URL = 'https://docs.openstack.org/ironic-python-agent';
-const MAX_BODY = 256 * 1024 * 1024; // deploy steps may carry a config drive of up to 64 MiB (base64)
+/**
+ * The largest command body. The biggest real one is execute_deploy_step(write_image) carrying a
+ * config drive, which Ironic caps at 64 MiB of base64 and sends once in the step's args (the node
+ * object has it masked); 16 MiB more is ample for the node, ports and image_info around it.
+ */
+export const MAX_BODY = 80 * 1024 * 1024;
 
 export interface TokenState {
-  /** The token from lookup (or ipa-agent-token); null when none is known. */
+  /** The token from lookup, ipa-agent-token, KILN_AGENT_TOKEN or --agent-token-file; null when none is known. */
   token: string | null;
-  /** The conductor said tokens are required (lookup config or ipa-agent-token-required). */
+  /**
+   * The conductor said tokens are required (lookup config or ipa-agent-token-required). Kept for
+   * the logs: commands need the token either way, and none are accepted while it is unknown.
+   */
   required: boolean;
 }
 
@@ -43,6 +56,7 @@ const REASONS: Record<number, string> = {
   401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  413: 'Request Entity Too Large',
   500: 'Internal Server Error',
 };
 
@@ -55,18 +69,48 @@ function fault(status: number, faultstring: string): AgentFault {
   return { faultcode: status >= 500 ? 'Server' : 'Client', faultstring };
 }
 
-/** IPA's validate_agent_token. */
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * IPA's validate_agent_token, fail-closed: the given token must equal the known one. Unlike IPA,
+ * a token-less request is never let through, not even when the conductor did not ask for tokens
+ * or no token is known (lookup said "******", or standalone without KILN_AGENT_TOKEN): Ironic
+ * since Ussuri sends the token with every command, and "no token on either side" is exactly
+ * what an attacker on the provisioning network sends. Compared as SHA-256 digests so the
+ * comparison is constant-time and length-independent.
+ */
 export function tokenValid(state: TokenState, given: string | null): boolean {
-  if (!given && state.token && !state.required) return true;
-  return state.token === given;
+  if (!state.token || !given) return false;
+  return timingSafeEqual(digest(state.token), digest(given));
 }
 
+/**
+ * Answer now and drop the connection instead of reading what the client is still sending: the
+ * response carries Connection: close, so node destroys the socket once the answer is flushed
+ * rather than keeping it alive and draining the rest of the body.
+ */
+function refuseUnread(ctx: Koa.Context, e: HttpFault): never {
+  ctx.set('Connection', 'close');
+  throw e;
+}
+
+/** The body, at most MAX_BODY bytes: a larger Content-Length is refused unread, a longer stream cut off. */
 async function readBody(ctx: Koa.Context): Promise<string> {
+  const tooLarge = () =>
+    werkzeugFault(
+      413,
+      `The data value transmitted exceeds the capacity limit: command bodies are capped at ${MAX_BODY} bytes.`,
+    );
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > MAX_BODY) refuseUnread(ctx, tooLarge());
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of ctx.req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > MAX_BODY) throw werkzeugFault(400, 'Request body too large');
+    if (size > MAX_BODY) {
+      chunks.length = 0; // let what was buffered go now, not when the client gives up
+      refuseUnread(ctx, tooLarge());
+    }
     chunks.push(c);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -95,7 +139,11 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
   const root = (ctx: Koa.Context) => `${ctx.protocol}://${ctx.host}`;
   const checkGetToken = (ctx: Koa.Context) => {
     const token = queryString(ctx, 'agent_token');
-    // IPA starts checking tokens on GETs once a caller has sent one there.
+    // IPA starts checking tokens on GETs once a caller has sent one there, and so does Kiln:
+    // Ironic 2023.1 polls the command list without a token, so requiring one would break it,
+    // and the records hold no secrets (never the params, so never a config drive or image URL;
+    // results are steps, partition UUIDs, the inventory and the agent's own logs). What a
+    // command does is guarded by the POST, which always needs the token.
     if (token) getTokenEnforced = true;
     if (getTokenEnforced && !tokenValid(deps.tokens(), token)) throw werkzeugFault(401, 'Token invalid.');
   };
@@ -145,6 +193,9 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
   });
 
   router.post(['/v1/commands', '/v1/commands/', '/commands', '/commands/'], async (ctx) => {
+    // The token first: an unauthenticated caller gets its 401 before one body byte is read.
+    if (!tokenValid(deps.tokens(), queryString(ctx, 'agent_token')))
+      refuseUnread(ctx, werkzeugFault(401, 'Token invalid.'));
     const text = await readBody(ctx);
     let body: unknown;
     try {
@@ -165,8 +216,6 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
     ) {
       throw werkzeugFault(400, 'Missing or invalid name or params');
     }
-    if (!tokenValid(deps.tokens(), queryString(ctx, 'agent_token')))
-      throw werkzeugFault(401, 'Token invalid.');
     const run = await deps.executor.execute(String(b.name), b.params as Record<string, unknown>);
     if (queryString(ctx, 'wait')?.toLowerCase() === 'true') await run.done;
     ctx.body = run.serialize(deps.withProgress());
@@ -202,6 +251,9 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
       ctx.body = fault(status, text);
     }
     ctx.type = 'application/json';
+    // Whatever route answered without reading the body (404, 405, a refusal): close rather than
+    // let node drain the rest of it to keep the connection alive.
+    if (!ctx.req.complete) ctx.set('Connection', 'close');
   });
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));

@@ -2,6 +2,7 @@
 // lookup, no heartbeats), on a loopback port, never powering this machine off, and never taken
 // for the Kiln ramdisk unless a test says so, so destructive steps write only to the devices the
 // test allows (--allow-device).
+import { randomBytes } from 'node:crypto';
 import { resolveSettings } from '../../agent/config.ts';
 import { type AgentHandle, type RunAgentOptions, runAgent } from '../../agent/run.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
@@ -11,6 +12,8 @@ import { waitFor } from '../support/wait.ts';
 export interface InProcessAgent {
   agent: AgentHandle;
   url: string;
+  /** The agent token commands carry (the test's own, or a fresh one). */
+  token: string;
   /** POST /v1/commands?wait=true: the finished record (async commands included). */
   command(name: string, params: Record<string, unknown>): Promise<CommandRecord>;
   stop(): Promise<void>;
@@ -29,6 +32,8 @@ export async function startInProcessAgent(
     'listen-host': '127.0.0.1',
     'listen-port': '0',
     'power-action': 'none',
+    // Standalone refuses every command without a token, so a test agent always has one.
+    'agent-token': randomBytes(24).toString('base64url'),
     ...opts.flags,
   };
   const agent = runAgent({
@@ -42,12 +47,13 @@ export async function startInProcessAgent(
   });
   const port = await waitFor('agent API listening', () => agent.state.port);
   const url = `http://127.0.0.1:${port}`;
-  const token = typeof flags['agent-token'] === 'string' ? `&agent_token=${flags['agent-token']}` : '';
+  const token = String(flags['agent-token']);
   return {
     agent,
     url,
+    token,
     command: async (name, params) => {
-      const r = await fetch(`${url}/v1/commands/?wait=true${token}`, {
+      const r = await fetch(`${url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name, params }),
