@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { run } from '../../shared/exec.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { CommandRecord } from '../../shared/wire/ipa.ts';
+import { selfSignedCertificate } from '../../shared/x509.ts';
 import { AgentClient, completedCommand, flattenSteps } from './client.ts';
 
 const rec = (name: string, status: string, result: unknown = null): CommandRecord => ({
@@ -231,6 +232,116 @@ test('an HTTPS agent is trusted through the certificate it sent with its heartbe
   assert.equal(cmds[0]?.command_name, 'get_clean_steps');
   await assert.rejects(
     c.listCommands({ uuid: 'n1', driver_internal_info: { agent_url: url } }),
-    (e: Error & { code?: string }) => e.code === 'AGENT_ERROR' && /cannot reach the agent/.test(e.message),
+    (e: Error & { code?: string }) =>
+      e.code === 'AGENT_ERROR' && /TLS with the agent .* failed .*no agent_verify_ca/.test(e.message),
   );
+});
+
+/** An HTTPS stand-in agent with this certificate; counts the requests that got past the handshake. */
+async function tlsAgent(t: { after: (f: () => void) => void }, cert: { certPem: string; keyPem: string }) {
+  const seen: string[] = [];
+  const s = createHttps({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ commands: [] }));
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  t.after(() => s.close());
+  return { url: `https://127.0.0.1:${(s.address() as AddressInfo).port}`, seen };
+}
+
+const agentCert = (ips: string[]) =>
+  selfSignedCertificate({ commonName: 'agent', ips, dnsNames: [], days: 1 });
+
+test('the pin is per node: another certificate at the agent URL (a MITM, another agent) fails the command, nothing sent', async (t) => {
+  const mine = agentCert(['127.0.0.1']);
+  const impostor = await tlsAgent(t, agentCert(['127.0.0.1']));
+  const genuine = await tlsAgent(t, mine);
+  const c = new AgentClient({ log: silentLogger(), maxAttempts: 3, retryDelayMs: 10 });
+  t.after(() => c.close());
+  const node = (url: string) => ({
+    uuid: 'n-pin',
+    name: 'web-1',
+    driver_internal_info: {
+      agent_url: url,
+      agent_verify_ca: mine.certPem,
+      agent_secret_token: 't'.repeat(43),
+    },
+  });
+  assert.deepEqual(await c.listCommands(node(genuine.url)), []);
+  await assert.rejects(
+    c.command(node(impostor.url), 'standby.sync', {}, { wait: true }),
+    (e: Error & { code?: string; details?: { tls?: string } }) => {
+      assert.equal(e.code, 'AGENT_ERROR');
+      assert.match(
+        e.message,
+        /agent command standby\.sync on node web-1 \(n-pin\): the agent at https:\/\/127\.0\.0\.1:\d+ did not prove it holds the certificate it sent with its heartbeat/,
+      );
+      assert.match(e.message, /nothing was sent.*impersonating/);
+      assert.ok(e.details?.tls, 'the TLS error code is kept');
+      return true;
+    },
+  );
+  assert.deepEqual(impostor.seen, [], 'the impostor never saw the request (or the token)');
+  // Another node's pool trusts only its own certificate, even for the same address.
+  await assert.rejects(
+    c.listCommands({
+      uuid: 'n-other',
+      driver_internal_info: { agent_url: genuine.url, agent_verify_ca: agentCert(['127.0.0.1']).certPem },
+    }),
+    /did not prove it holds the certificate/,
+  );
+  assert.deepEqual(genuine.seen, ['GET /v1/commands/']);
+});
+
+test("the pinned certificate must name the agent URL's address", async (t) => {
+  const elsewhere = agentCert(['192.0.2.1']);
+  const a = await tlsAgent(t, elsewhere);
+  const c = new AgentClient({ log: silentLogger(), maxAttempts: 1 });
+  t.after(() => c.close());
+  await assert.rejects(
+    c.listCommands({
+      uuid: 'n-ip',
+      driver_internal_info: { agent_url: a.url, agent_verify_ca: elsewhere.certPem },
+    }),
+    (e: Error & { code?: string; details?: { tls?: string } }) =>
+      e.code === 'AGENT_ERROR' && e.details?.tls === 'ERR_TLS_CERT_ALTNAME_INVALID',
+  );
+  assert.deepEqual(a.seen, []);
+});
+
+test('a node whose agent sent a certificate is never spoken to over plain HTTP', async (t) => {
+  const seen: string[] = [];
+  const plain: Server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.end('{"commands": []}');
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  t.after(() => plain.close());
+  const c = new AgentClient({ log: silentLogger(), maxAttempts: 1 });
+  t.after(() => c.close());
+  const node = {
+    uuid: 'n-down',
+    name: 'web-2',
+    driver_internal_info: {
+      agent_url: `http://127.0.0.1:${(plain.address() as AddressInfo).port}`,
+      agent_verify_ca: agentCert(['127.0.0.1']).certPem,
+      agent_secret_token: 't'.repeat(43),
+    },
+  };
+  for (const call of [
+    () => c.listCommands(node),
+    () => c.command(node, 'standby.sync', {}, { wait: true }),
+  ]) {
+    await assert.rejects(call(), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'AGENT_ERROR');
+      assert.match(
+        e.message,
+        /node web-2 \(n-down\): its agent sent a TLS certificate \(agent_verify_ca\) but its agent URL http:\/\/127\.0\.0\.1:\d+ is plain HTTP; refusing/,
+      );
+      assert.match(e.message, /reboot the node into the ramdisk/);
+      return true;
+    });
+  }
+  assert.deepEqual(seen, [], 'no request, so no token, went out in clear');
 });

@@ -55,6 +55,23 @@ const CONNECTION_ERRORS = new Set([
   'UND_ERR_CLOSED',
 ]);
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/**
+ * The handshake found the agent's certificate is not the pinned one (or no TLS at all). Never
+ * retried: the same peer would answer the same way, and the request was not sent.
+ */
+const TLS_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'EPROTO',
+]);
 
 function errCode(e: unknown): string {
   const x = e as { code?: string; cause?: { code?: string } };
@@ -69,6 +86,12 @@ export function isAgentBusy(e: unknown): boolean {
     (e as { code?: string }).code === 'CONFLICT' &&
     (e as { details?: { agent_busy?: boolean } }).details?.agent_busy === true
   );
+}
+
+/** The certificate the node's agent sent with its heartbeat, or null if it serves plain HTTP. */
+function pinnedCa(node: AgentTarget): string | null {
+  const ca = node.driver_internal_info.agent_verify_ca;
+  return typeof ca === 'string' && ca !== '' ? ca : null;
 }
 
 function label(node: AgentTarget): string {
@@ -106,14 +129,20 @@ export function completedCommand(
 }
 
 export class AgentClient {
-  private readonly agents = new Map<string, Agent>();
+  /** One connection pool per node that sent a certificate, trusting that certificate only. */
+  private readonly pinned = new Map<string, { ca: string; agent: Agent }>();
+  private plain: Agent | null = null;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: AgentClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
   }
 
-  /** The agent's base URL, or a clear error if the node has no live agent. */
+  /**
+   * The agent's base URL, or a clear error if the node has no live agent, or if its agent sent a
+   * certificate but the URL is plain HTTP: that node is never spoken to unencrypted (its token
+   * would cross the wire in clear and anyone could answer in the agent's name).
+   */
   private base(node: AgentTarget): string {
     const url = node.driver_internal_info.agent_url;
     if (typeof url !== 'string' || url === '') {
@@ -122,25 +151,42 @@ export class AgentClient {
         `node ${label(node)} has no agent URL: its ramdisk has not heartbeated since it last booted; wait for a heartbeat or reboot it into the ramdisk`,
       );
     }
-    return url.replace(/\/+$/, '');
+    const base = url.replace(/\/+$/, '');
+    if (pinnedCa(node) !== null && !/^https:/i.test(base)) {
+      throw new KilnError(
+        'AGENT_ERROR',
+        `node ${label(node)}: its agent sent a TLS certificate (agent_verify_ca) but its agent URL ${base} is plain HTTP; refusing to send commands unencrypted. Check what is between the conductor and the node, then reboot the node into the ramdisk so its agent heartbeats afresh`,
+        { details: { node: node.uuid, agent_url: base } },
+      );
+    }
+    return base;
   }
 
-  /** HTTPS agents present a self-signed certificate, sent with their heartbeat (agent_verify_ca). */
+  /**
+   * HTTPS agents present a self-signed certificate, sent with their heartbeat (agent_verify_ca):
+   * their pool trusts that certificate alone (no system CAs), and node's TLS still checks that it
+   * names the host or IP of the agent URL. A new certificate (the ramdisk rebooted) gets a new pool.
+   */
   private dispatcher(node: AgentTarget): Dispatcher | undefined {
     if (this.opts.dispatcher) return this.opts.dispatcher;
-    const ca = node.driver_internal_info.agent_verify_ca;
-    const key = typeof ca === 'string' ? ca : '';
-    let a = this.agents.get(key);
-    if (!a) {
-      a = new Agent({
-        connect: { timeout: 10_000, ...(key ? { ca: key } : {}) },
+    const ca = pinnedCa(node);
+    const pool = (tls: { ca?: string }) =>
+      new Agent({
+        connect: { timeout: 10_000, ...tls },
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
         keepAliveTimeout: 4_000,
       });
-      this.agents.set(key, a);
+    if (ca === null) {
+      this.plain ??= pool({});
+      return this.plain;
     }
-    return a;
+    const had = this.pinned.get(node.uuid);
+    if (had?.ca === ca) return had.agent;
+    if (had) void had.agent.close();
+    const agent = pool({ ca });
+    this.pinned.set(node.uuid, { ca, agent });
+    return agent;
   }
 
   private async send(
@@ -174,6 +220,7 @@ export class AgentClient {
       } catch (e) {
         lastErr = e;
         const code = errCode(e);
+        if (TLS_ERRORS.has(code)) throw this.tlsFailure(node, what, code, e);
         if (!CONNECTION_ERRORS.has(code) || i === attempts) break;
         this.opts.log.warn({ node: node.uuid, what, attempt: i, code }, 'agent connection failed; retrying');
         await new Promise((r) => setTimeout(r, this.opts.retryDelayMs ?? 1000));
@@ -186,6 +233,18 @@ export class AgentClient {
         { cause: lastErr, details: { node: node.uuid, agent_url: this.base(node) } },
       ),
       { transport: errCode(lastErr) },
+    );
+  }
+
+  private tlsFailure(node: AgentTarget, what: string, code: string, cause: unknown): KilnError {
+    const base = this.base(node);
+    const pinned = pinnedCa(node) !== null;
+    return new KilnError(
+      'AGENT_ERROR',
+      pinned
+        ? `${what} on node ${label(node)}: the agent at ${base} did not prove it holds the certificate it sent with its heartbeat (${code}); nothing was sent. Something between the conductor and the node may be impersonating it; if the ramdisk restarted, wait for its next heartbeat, else reboot the node into the ramdisk`
+        : `${what} on node ${label(node)}: TLS with the agent at ${base} failed (${code}) and the node has no agent_verify_ca to trust; nothing was sent. Reboot the node into the ramdisk so its agent heartbeats its certificate`,
+      { cause, details: { node: node.uuid, agent_url: base, tls: code } },
     );
   }
 
@@ -398,7 +457,10 @@ export class AgentClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.close()));
-    this.agents.clear();
+    const pools = [...this.pinned.values()].map((p) => p.agent);
+    if (this.plain) pools.push(this.plain);
+    this.pinned.clear();
+    this.plain = null;
+    await Promise.all(pools.map((a) => a.close()));
   }
 }
