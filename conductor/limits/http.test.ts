@@ -39,7 +39,11 @@ describe('rateLimit over HTTP', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inventory, boot_interface: bootInterface }),
     });
-    return { status: r.statusCode, retryAfter: r.headers['retry-after'], body: (await r.body.json()) as any };
+    return {
+      status: r.statusCode,
+      retryAfter: r.headers['retry-after'],
+      body: (await r.body.json()) as { error: { code: string; message: string } },
+    };
   };
   const inv = (...macs: string[]) => ({ interfaces: macs.map((m) => ({ name: 'eth0', mac_address: m })) });
 
