@@ -84,8 +84,8 @@ export function createSecretBox(key: Buffer): SecretBox {
       if (m[1] !== keyId) {
         throw new KilnError(
           'CONFIG_INVALID',
-          `secret sealed with another key (id ${m[1]}); this conductor's key is ${keyId}. ` +
-            'Start with the key file that sealed it, see docs/security.md',
+          `secret sealed with another key (id ${m[1]}; this conductor's key is ${keyId}); ` +
+            'start with the key file that sealed it, see docs/security.md',
           { details: { sealed_with: m[1], key_id: keyId } },
         );
       }

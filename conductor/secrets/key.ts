@@ -125,6 +125,21 @@ async function createKeyFile(path: string): Promise<Buffer | undefined> {
   }
 }
 
+/** An existing key file as a SecretBox (for tools: never creates one). */
+export async function loadKeyFile(path: string): Promise<SecretBox> {
+  const key = await readKeyFile(path);
+  if (!key) {
+    throw new KilnError(
+      'CONFIG_INVALID',
+      `secrets key ${path} does not exist; give the key file the conductor uses`,
+      {
+        details: { file: path },
+      },
+    );
+  }
+  return createSecretBox(key);
+}
+
 /**
  * The secrets key as a SecretBox: the systemd credential kiln-secrets-key if present, else the
  * key file at `path`, created 0600 on first start. A key file that group or others can read, or

@@ -2,7 +2,7 @@
 // and that a process killed mid-write loses nothing it had reported committed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -141,5 +141,58 @@ for (let i = 0; ; i++) {
     } finally {
       await s.close();
     }
+  });
+
+  describe('file modes', () => {
+    const mode = (p: string) => statSync(p).mode & 0o777;
+
+    it('creates the database and its -wal and -shm files 0600, whatever the umask', async () => {
+      const path = dbPath();
+      const old = process.umask(0o000);
+      let s: Awaited<ReturnType<typeof openSqliteStore>>;
+      try {
+        s = await openSqliteStore(path);
+      } finally {
+        process.umask(old);
+      }
+      try {
+        await s.nodes.create({ uuid: 'u', driver: 'ipmi' });
+        for (const f of [path, `${path}-wal`, `${path}-shm`]) assert.equal(mode(f), 0o600, f);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('refuses a database file every user may read, naming it and the fix, and leaves it untouched', async () => {
+      const path = dbPath();
+      await (await openSqliteStore(path)).close();
+      for (const [file, m] of [
+        [path, 0o644],
+        [`${path}-wal`, 0o604],
+      ] as const) {
+        if (file.endsWith('-wal')) {
+          chmodSync(path, 0o600);
+          writeFileSync(file, '');
+        }
+        chmodSync(file, m);
+        const bytes = readFileSync(path);
+        await assert.rejects(openSqliteStore(path), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'CONFIG_INVALID');
+          assert.ok(e.message.includes(`${file} is open to all users (mode 0${m.toString(8)})`), e.message);
+          assert.ok(e.message.includes(`chmod 600 ${path}*`), e.message);
+          return true;
+        });
+        assert.equal(mode(file), m);
+        assert.deepEqual(readFileSync(path), bytes);
+      }
+    });
+
+    it('opens a database its group may read (a deliberate backup group)', async () => {
+      const path = dbPath();
+      await (await openSqliteStore(path)).close();
+      chmodSync(path, 0o640);
+      await (await openSqliteStore(path)).close();
+      assert.equal(mode(path), 0o640);
+    });
   });
 });

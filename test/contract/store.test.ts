@@ -1,14 +1,17 @@
 // Runs the store contract against every backend: SQLite in memory and on disk, and PostgreSQL
 // (a real throwaway cluster; without the server binaries this file fails rather than skips).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { createSecretBox } from '../../conductor/secrets/box.ts';
 import { POSTGRES_MIGRATIONS } from '../../conductor/store/migrations.ts';
 import { openStore } from '../../conductor/store/open.ts';
 import { openPostgresStore } from '../../conductor/store/postgres.ts';
+import { sealStore } from '../../conductor/store/sealed.ts';
 import { openSqliteStore } from '../../conductor/store/sqlite.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { storeContract } from './store.contract.ts';
@@ -19,10 +22,17 @@ let files = 0;
 
 storeContract('sqlite in memory', () => openSqliteStore(':memory:'));
 storeContract('sqlite file', () => openSqliteStore(join(dir, `kiln-${files++}.db`)));
+// Sealing secrets must not change what callers see (test/security/secrets-at-rest.test.ts shows
+// what it changes in the database).
+const box = createSecretBox(randomBytes(32));
+storeContract('sqlite in memory, sealed', async () => sealStore(await openSqliteStore(':memory:'), box));
 
 const cluster = await startPostgres();
 after(() => cluster.stop());
 storeContract('postgres', async () => openPostgresStore(await cluster.createSchema()));
+storeContract('postgres, sealed', async () =>
+  sealStore(await openPostgresStore(await cluster.createSchema()), box),
+);
 
 describe('openStore on PostgreSQL', () => {
   it('opens a postgres:// and a postgresql:// URL with the PostgreSQL store', async () => {
