@@ -339,6 +339,22 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
     });
 
   node
+    .command('approve-bmc <node>')
+    .description(
+      "apply the conductor's enrollment BMC credentials to a discovered node's BMC (the address its inventory reported, or --address)",
+    )
+    .option('--address <host>', 'the BMC address to use instead of the reported one')
+    .action(async (ident, o) => {
+      const { client, json } = ctx();
+      const n = await client.call<NodeView>(
+        'POST',
+        `/v1/nodes/${enc(ident)}/bmc/approve`,
+        o.address ? { address: o.address } : {},
+      );
+      print(n, json, () => `${n.name ?? n.uuid}: BMC ${n.bmc_address} approved; ${n.provision_state}`);
+    });
+
+  node
     .command('events <node>')
     .description("the node's history: actions, transitions, power changes, errors")
     .option('--limit <n>', 'how many, newest first', '50')

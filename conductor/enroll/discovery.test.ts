@@ -8,6 +8,7 @@ import { FakePowerDriver } from '../power/fake.ts';
 import { ProvisionEngine } from '../provision/engine.ts';
 import { createFakeWorkflow } from '../provision/fake-workflow.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
+import { approveBmc, REPORTED_BMC_KEY } from './approve.ts';
 import { createBootTargets } from './boot-target.ts';
 import { type EnrollmentSettings, macAllowed, processInspection } from './discovery.ts';
 
@@ -93,6 +94,21 @@ async function setup(settings: Partial<EnrollmentSettings> = {}) {
   return deps;
 }
 
+/** Put a node in `to` as the engine would (under a reservation, with an event). */
+async function setState(d: Awaited<ReturnType<typeof setup>>, uuid: string, to: string): Promise<void> {
+  const node = (await d.store.nodes.get(uuid))!;
+  const reservation = (await d.store.nodes.reserve(uuid, 't:x')).reservation!;
+  await d.store.nodes.transition({
+    uuid,
+    from: node.provision_state,
+    to: to as typeof node.provision_state,
+    target: null,
+    reservation,
+    event: { node_uuid: uuid, event: 'test', actor: 't', result: 'ok' },
+  });
+  await d.store.nodes.release(uuid, 't:x');
+}
+
 describe('first-boot enrollment', () => {
   it('creates an unknown machine with its ports, inventory and properties, in enroll without a BMC', async () => {
     const d = await setup();
@@ -113,49 +129,109 @@ describe('first-boot enrollment', () => {
     assert.ok(ev.some((e) => e.event === 'discovered' && /no BMC known yet/.test(e.message!)));
   });
 
-  it('learns the BMC from the inventory and manages the node when credentials are configured', async () => {
+  it('records the BMC the inventory reports but sends it no credentials until an operator approves', async () => {
+    // Behaviour change (security issue item 8): this used to set ipmi://admin@127.0.0.2 with the
+    // configured password and manage the node at once, on the word of an unauthenticated inventory.
     const d = await setup({ bmcUsername: 'admin', bmcPassword: 'lab-pw' });
     const r = await processInspection(d, { inventory: inventory({ bmc: '127.0.0.2' }) });
     await d.engine.drain();
-    const node = await d.store.nodes.get(r.node.uuid);
-    assert.equal(node!.bmc_address, 'ipmi://admin@127.0.0.2');
-    assert.equal(node!.provision_state, 'manageable');
+    const node = (await d.store.nodes.get(r.node.uuid))!;
+    assert.equal(node.bmc_address, null);
+    assert.equal(node.bmc_password, null);
+    assert.equal(node.driver, 'none');
+    assert.equal(node.provision_state, 'enroll');
+    assert.equal(node.driver_internal_info[REPORTED_BMC_KEY], '127.0.0.2');
+    const ev = await d.store.events.list(r.node.uuid);
+    assert.ok(
+      ev.some((e) => e.event === 'discovered' && /kiln node approve-bmc node-525400123401/.test(e.message!)),
+    );
+
+    const approved = await approveBmc({ ...d, settings: d.settings }, node.name!, undefined, 'op');
+    await d.engine.drain();
+    const after = (await d.store.nodes.get(node.uuid))!;
+    assert.equal(approved.uuid, node.uuid);
+    assert.equal(after.bmc_address, 'ipmi://admin@127.0.0.2');
+    assert.equal(after.bmc_password, 'lab-pw');
+    assert.equal(after.provision_state, 'manageable', 'the fake BMC accepted the credentials');
+    assert.ok(
+      (await d.store.events.list(node.uuid)).some((e) => e.event === 'bmc_approved' && e.actor === 'op'),
+    );
+
+    // Another address, given by the operator; nonsense is refused naming the field.
+    await approveBmc({ ...d, settings: d.settings }, node.uuid, '10.9.8.7', 'op');
+    assert.equal((await d.store.nodes.get(node.uuid))!.bmc_address, 'ipmi://admin@10.9.8.7');
+    await assert.rejects(
+      approveBmc({ ...d, settings: d.settings }, node.uuid, 'x@evil/path', 'op'),
+      /not an IP address or host name/,
+    );
+    await assert.rejects(
+      approveBmc({ ...d, settings: { ...d.settings, bmcPassword: undefined } }, node.uuid, undefined, 'op'),
+      /no enrollment BMC credentials/,
+    );
   });
 
-  it('matches a returning machine by MAC; by system UUID or serial only a node without MACs', async () => {
+  it('refuses inventory for a known machine unless it waits for that inspection; a security event, nothing changed', async () => {
     const d = await setup();
     const first = (await processInspection(d, { inventory: inventory() })).node;
-    const again = await processInspection(d, { inventory: inventory() });
-    assert.equal(again.created, false);
-    assert.equal(again.matchedBy, 'mac');
-    // One NIC of two swapped: the other MAC still finds the node, and the new one is added.
-    const oneSwapped = await processInspection(d, {
-      inventory: inventory({ macs: ['52:54:00:12:34:01', '52:54:00:99:99:01'] }),
-    });
-    assert.equal(oneSwapped.node.uuid, first.uuid);
-    assert.ok(
-      (await d.store.ports.list({ node_uuid: first.uuid })).some((p) => p.address === '52:54:00:99:99:01'),
+    const before = (await d.store.nodes.get(first.uuid))!;
+    // Behaviour change: a returning machine (in enroll) used to be matched and updated; a
+    // swapped-in MAC was added to it. Now both are refused with a 403 and recorded.
+    for (const inv of [
+      inventory({ serial: 'SN-X' }),
+      inventory({ macs: ['52:54:00:12:34:01', '52:54:00:99:99:01'] }),
+    ]) {
+      await assert.rejects(
+        processInspection(d, { inventory: inv }),
+        (e: KilnError) => e.status === 403 && /not waiting for this inspection/.test(e.message),
+      );
+    }
+    assert.deepEqual(await d.store.nodes.get(first.uuid), before, 'node unchanged');
+    assert.deepEqual((await d.store.ports.list({ node_uuid: first.uuid })).map((p) => p.address).sort(), [
+      '52:54:00:12:34:01',
+      '52:54:00:12:34:02',
+    ]);
+    assert.equal(await d.store.ports.getByAddress('52:54:00:99:99:01'), undefined);
+    const security = (await d.store.events.list(first.uuid)).filter((e) => e.event === 'security');
+    assert.equal(security.length, 2);
+    assert.equal(security[0]!.result, 'error');
+    assert.match(security[0]!.message!, /not waiting for an inspection/);
+
+    // Waiting for inspection, with all its MACs: updated, and a new NIC becomes a port.
+    await setState(d, first.uuid, 'inspect wait');
+    await assert.rejects(
+      processInspection(d, { inventory: inventory({ macs: ['52:54:00:12:34:01', '52:54:00:99:99:02'] }) }),
+      /not waiting for this inspection/,
+      'an inventory missing one of its ports is not this inspection',
     );
-    // A node created with no ports (imported by BMC only) is found by its system UUID or serial.
+    const ok = await processInspection(d, {
+      inventory: inventory({
+        macs: ['52:54:00:12:34:01', '52:54:00:12:34:02', '52:54:00:99:99:01'],
+        serial: 'SN-2',
+      }),
+    });
+    assert.equal(ok.created, false);
+    assert.equal(ok.matchedBy, 'mac');
+    assert.equal((ok.node.inventory as Inventory).system_vendor.serial_number, 'SN-2');
+    assert.ok(await d.store.ports.getByAddress('52:54:00:99:99:01'));
+
+    // A node without ports (imported by BMC only) is matched by system UUID but can't be checked: refused.
     const bare = await d.nodes.create({ name: 'imported', ports: [] }, 'test');
+    await setState(d, bare.uuid, 'inspect wait');
     await d.store.nodes.update(bare.uuid, {
       inventory: inventory({ uuid: '5c5fd1a8-0000-4000-8000-0000000000aa', serial: 'SN-AA' }),
     });
-    const byUuid = await processInspection(d, {
-      inventory: inventory({
-        macs: ['52:54:00:aa:00:01'],
-        uuid: '5c5fd1a8-0000-4000-8000-0000000000aa',
-        serial: 'SN-AA',
+    await assert.rejects(
+      processInspection(d, {
+        inventory: inventory({
+          macs: ['52:54:00:aa:00:01'],
+          uuid: '5c5fd1a8-0000-4000-8000-0000000000aa',
+          serial: 'SN-AA',
+        }),
       }),
-    });
-    assert.equal(byUuid.node.uuid, bare.uuid);
-    assert.equal(byUuid.matchedBy, 'system_uuid');
-    await d.store.ports.delete((await d.store.ports.getByAddress('52:54:00:aa:00:01'))!.uuid);
-    const bySerial = await processInspection(d, {
-      inventory: inventory({ macs: ['52:54:00:aa:00:02'], uuid: null, serial: 'SN-AA' }),
-    });
-    assert.equal(bySerial.node.uuid, bare.uuid);
-    assert.equal(bySerial.matchedBy, 'serial');
+      /not waiting for this inspection/,
+    );
+    assert.equal(await d.store.ports.getByAddress('52:54:00:aa:00:01'), undefined);
+    assert.match((await d.store.events.list(bare.uuid)).at(-1)!.message!, /no registered ports/);
     assert.equal(await d.store.nodes.count(), 2);
   });
 

@@ -10,6 +10,8 @@ import {
   PowerRequest,
   ProvisionRequest,
 } from '../../../shared/wire/api.ts';
+import { approveBmc, enrollmentSettingsFor } from '../../enroll/approve.ts';
+import type { EnrollmentSettings } from '../../enroll/discovery.ts';
 import { resolveNode } from '../../nodes/service.ts';
 import type { ApiDeps } from '../app.ts';
 import { actorOf, bodyOf, parse } from '../http.ts';
@@ -18,8 +20,9 @@ import { presentEvent, presentNode, presentNodeSummary, presentPort } from '../p
 const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 const ShowQuery = z.strictObject({ fields: z.string().optional() });
 const DetailQuery = ListQuery.extend({ detail: z.enum(['true', 'false']).optional() });
+const ApproveBmcRequest = z.strictObject({ address: z.string().min(1).max(255).optional() });
 
-export function nodesRouter(deps: ApiDeps): Router {
+export function nodesRouter(deps: ApiDeps & { enrollment?: EnrollmentSettings }): Router {
   const { store, nodes, engine } = deps;
   const r = new Router({ prefix: '/v1/nodes' });
 
@@ -130,6 +133,18 @@ export function nodesRouter(deps: ApiDeps): Router {
     const q = parse(EventsQuery, ctx.query, 'query');
     const node = await resolveNode(store, ctx.params.ident!);
     ctx.body = { events: (await store.events.list(node.uuid, { limit: q.limit })).map(presentEvent) };
+  });
+
+  // An operator's approval of a discovered BMC: the enrollment credentials go to it only now.
+  r.post('/:ident/bmc/approve', async (ctx) => {
+    const req = parse(ApproveBmcRequest, bodyOf(ctx) ?? {}, 'BMC approval');
+    const node = await approveBmc(
+      { store, nodes, engine, log: deps.log, settings: deps.enrollment ?? enrollmentSettingsFor(store) },
+      ctx.params.ident!,
+      req.address,
+      actorOf(ctx),
+    );
+    ctx.body = presentNode(node, await store.ports.list({ node_uuid: node.uuid }));
   });
 
   // Anything else under a node: name the supported verbs rather than a bare 404.
