@@ -627,6 +627,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
     // writes a few rows per node action, so one fsync per commit is cheap insurance.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
+    // Zero what an UPDATE or DELETE frees, so an old value (a replaced BMC password, a legacy
+    // plain-text secret re-sealed by resealAll) does not linger in free pages of the file.
+    db.pragma('secure_delete = ON');
     migrate(db, path);
   } catch (e) {
     db.close();
