@@ -85,6 +85,11 @@ describe('SecretBox', () => {
     assert.ok(!isSealed('hunter2'));
     assert.ok(!isSealed('kiln:v1:zz:abc'));
     assert.ok(!isSealed(null));
+    // A newer format is still recognised as sealed, and reported, never taken for plain text.
+    const box = createSecretBox(key());
+    const v2 = box.seal('x').replace('kiln:v1:', 'kiln:v2:');
+    assert.ok(isSealed(v2));
+    throwsWith(() => box.open(v2), 'CONFIG_INVALID', 'format v2 by a newer Kiln', 'upgrade Kiln');
   });
 
   it('derives stable, distinct 32-byte sub-keys per purpose and per key', () => {

@@ -14,7 +14,8 @@ export const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const VERSION = 'v1';
-const SEALED = /^kiln:v1:([0-9a-f]{8}):([A-Za-z0-9_-]+)$/;
+// Any version matches, so a value from a newer format is reported, never taken for plain text.
+const SEALED = /^kiln:v(\d+):([0-9a-f]{8}):([A-Za-z0-9_-]+)$/;
 
 /** What every sealed value starts with; anything else is a legacy plain-text value. */
 export const SEALED_PREFIX = 'kiln:';
@@ -36,7 +37,7 @@ export function isSealed(s: unknown): s is string {
 
 /** The id of the key that sealed `sealed`, or undefined for a value that is not sealed. */
 export function sealedKeyId(sealed: string): string | undefined {
-  return SEALED.exec(sealed)?.[1];
+  return SEALED.exec(sealed)?.[2];
 }
 
 /** 8 hex digits of a hash of the key: enough to tell keys apart, nothing about the key itself. */
@@ -81,15 +82,22 @@ export function createSecretBox(key: Buffer): SecretBox {
           'the value is not a sealed secret (expected kiln:v1:<key id>:<data>)',
         );
       }
-      if (m[1] !== keyId) {
+      if (`v${m[1]}` !== VERSION) {
         throw new KilnError(
           'CONFIG_INVALID',
-          `secret sealed with another key (id ${m[1]}; this conductor's key is ${keyId}); ` +
-            'start with the key file that sealed it, see docs/security.md',
-          { details: { sealed_with: m[1], key_id: keyId } },
+          `secret sealed in format v${m[1]} by a newer Kiln; this one reads ${VERSION}: upgrade Kiln`,
+          { details: { format: `v${m[1]}` } },
         );
       }
-      const body = Buffer.from(m[2]!, 'base64url');
+      if (m[2] !== keyId) {
+        throw new KilnError(
+          'CONFIG_INVALID',
+          `secret sealed with another key (id ${m[2]}; this conductor's key is ${keyId}); ` +
+            'start with the key file that sealed it, see docs/security.md',
+          { details: { sealed_with: m[2], key_id: keyId } },
+        );
+      }
+      const body = Buffer.from(m[3]!, 'base64url');
       if (body.length < NONCE_BYTES + TAG_BYTES) throw damaged(keyId);
       const decipher = createDecipheriv('aes-256-gcm', sealKey, body.subarray(0, NONCE_BYTES));
       decipher.setAAD(Buffer.from(header));
