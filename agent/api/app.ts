@@ -84,36 +84,68 @@ export function tokenValid(state: TokenState, given: string | null): boolean {
   return timingSafeEqual(digest(state.token), digest(given));
 }
 
+/** How long a refused client has to read its answer before the connection is dropped. */
+const HANG_UP_GRACE_MS = 2000;
+
 /**
- * Answer now and drop the connection instead of reading what the client is still sending: the
- * response carries Connection: close, so node destroys the socket once the answer is flushed
- * rather than keeping it alive and draining the rest of the body.
+ * Answer a request whose body was not (all) read, then hang up, without taking in the rest.
+ * Node's own response path would drain the body to keep the connection alive, or, with
+ * Connection: close, destroy the socket at once, which resets it and can make the client lose
+ * the answer. So the answer is written straight to the socket and the write side closed; the
+ * unread body stays in node's request buffer (one high-water mark) and the kernel's, TCP stops
+ * the sender, and the socket is destroyed after a grace period.
  */
-function refuseUnread(ctx: Koa.Context, e: HttpFault): never {
-  ctx.set('Connection', 'close');
-  throw e;
+function answerAndHangUp(ctx: Koa.Context, status: number, payload: AgentFault): void {
+  ctx.respond = false;
+  const body = Buffer.from(JSON.stringify(payload));
+  const head =
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  const socket = ctx.req.socket;
+  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
 }
 
 /** The body, at most MAX_BODY bytes: a larger Content-Length is refused unread, a longer stream cut off. */
-async function readBody(ctx: Koa.Context): Promise<string> {
+function readBody(ctx: Koa.Context): Promise<string> {
   const tooLarge = () =>
     werkzeugFault(
       413,
       `The data value transmitted exceeds the capacity limit: command bodies are capped at ${MAX_BODY} bytes.`,
     );
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > MAX_BODY) refuseUnread(ctx, tooLarge());
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of ctx.req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY) {
-      chunks.length = 0; // let what was buffered go now, not when the client gives up
-      refuseUnread(ctx, tooLarge());
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  if (declared > MAX_BODY) return Promise.reject(tooLarge());
+  const req = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY) return void chunks.push(c);
+      // Stop here, paused: the rest is left unread for answerAndHangUp, and what was buffered
+      // goes now rather than when the client gives up.
+      done();
+      req.pause();
+      chunks.length = 0;
+      reject(tooLarge());
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
 function queryString(ctx: Koa.Context, key: string): string | null {
@@ -195,7 +227,7 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
   router.post(['/v1/commands', '/v1/commands/', '/commands', '/commands/'], async (ctx) => {
     // The token first: an unauthenticated caller gets its 401 before one body byte is read.
     if (!tokenValid(deps.tokens(), queryString(ctx, 'agent_token')))
-      refuseUnread(ctx, werkzeugFault(401, 'Token invalid.'));
+      throw werkzeugFault(401, 'Token invalid.');
     const text = await readBody(ctx);
     let body: unknown;
     try {
@@ -247,13 +279,12 @@ export function createAgentApp(deps: AgentAppDeps): Koa {
         text = `Internal Server Error: ${(e as Error).message ?? String(e)}`;
         deps.log.error({ err: e, path: ctx.path }, 'agent API request failed');
       }
+      // Whatever refused a request it did not read (401, 413, 404, 405): answer and hang up.
+      if (!ctx.req.complete) return answerAndHangUp(ctx, status, fault(status, text));
       ctx.status = status;
       ctx.body = fault(status, text);
     }
     ctx.type = 'application/json';
-    // Whatever route answered without reading the body (404, 405, a refusal): close rather than
-    // let node drain the rest of it to keep the connection alive.
-    if (!ctx.req.complete) ctx.set('Connection', 'close');
   });
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
