@@ -1,10 +1,13 @@
 // Kiln's agent driven by a stock OpenStack Ironic 2023.1 (Debian's ironic-api and
 // ironic-conductor 21.4.4): fake power and boot, the real `direct` deploy interface talking to
 // our agent. Manual cleaning with an agent step exercises lookup, token, heartbeats,
-// get_clean_steps, execute_clean_step and Ironic's completion matching on the forced heartbeat.
+// get_clean_steps, execute_clean_step and Ironic's completion matching on the forced heartbeat,
+// all over the agent's auto-TLS: Ironic 21.4.4 takes agent_verify_ca (API 1.68), stores the
+// certificate the agent sent and verifies the agent's HTTPS API with it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +17,7 @@ import { buildAgent, Procs, startAgent, waitFor } from './helpers.ts';
 const procs = new Procs();
 let api = '';
 let bundle = '';
+let certDir = '';
 const groups: ChildProcess[] = [];
 
 function freePort(): Promise<number> {
@@ -66,6 +70,7 @@ before(async () => {
   const [apiPort, rpcPort] = [await freePort(), await freePort()];
   api = `http://127.0.0.1:${apiPort}`;
   const conf = join(dir, 'ironic.conf');
+  certDir = join(dir, 'agent-certificates');
   writeFileSync(
     conf,
     `[DEFAULT]
@@ -109,6 +114,8 @@ fast_track = false
 dhcp_provider = none
 [service_catalog]
 endpoint_override = ${api}
+[agent]
+certificates_path = ${certDir}
 [oslo_concurrency]
 lock_path = ${join(dir, 'locks')}
 `,
@@ -145,6 +152,20 @@ after(async () => {
   }
   await procs.cleanup();
 });
+
+function assertReachedOverTls(agent: ReturnType<typeof startAgent>, uuid: string): void {
+  const listening = agent.lines.find((l) => l.msg === 'agent API listening');
+  assert.equal(listening?.tls, true, 'the agent API served HTTPS only');
+  const beat = agent.lines.find((l) => l.msg === 'heartbeating');
+  assert.match(String(beat?.callback_url), /^https:\/\/127\.0\.0\.1:\d+$/);
+  const made = agent.lines.find((l) => /auto-TLS: made this boot's certificate/.test(String(l.msg)));
+  const stored = new X509Certificate(readFileSync(join(certDir, `${uuid}.crt`)));
+  assert.equal(
+    stored.fingerprint256,
+    made?.fingerprint256,
+    'Ironic verifies with the certificate this agent sent',
+  );
+}
 
 describe('stock Ironic 21.4.4 drives the Kiln agent', { timeout: 240_000 }, () => {
   test('manual cleaning with an agent step, then automated cleaning to available', async () => {
@@ -190,6 +211,9 @@ describe('stock Ironic 21.4.4 drives the Kiln agent', { timeout: 240_000 }, () =
     const ran = agent.lines.filter((l) => l.msg === 'command started').map((l) => l.command);
     assert.deepEqual(ran, ['clean.get_clean_steps', 'clean.execute_clean_step']);
     assert.ok(!agent.lines.some((l) => l.msg === 'heartbeat refused'), 'every heartbeat was accepted');
+    // Ironic reached the agent over HTTPS, trusting the certificate the agent sent: the agent
+    // serves nothing else, and Ironic stored that very certificate for the node.
+    assertReachedOverTls(agent, String(node.uuid));
 
     // Automated cleaning (all in-band priorities 0 here): the same agent is asked for its steps
     // again only after a new boot, so start a fresh one, as a real reboot would.
@@ -216,5 +240,6 @@ describe('stock Ironic 21.4.4 drives the Kiln agent', { timeout: 240_000 }, () =
     assert.equal(available.last_error, null);
     assert.ok(second.lines.some((l) => l.msg === 'lookup succeeded'));
     assert.ok(second.lines.some((l) => l.command === 'clean.get_clean_steps'));
+    assertReachedOverTls(second, String(node.uuid));
   });
 });
