@@ -164,3 +164,24 @@ test('progress that starts mid-interval brings the next beat forward to the prog
   assert.deepEqual(r.times(), [0, 100, 200, 300]);
   assert.equal(r.calls[0]!.args.progress, null);
 });
+
+test('every beat carries the auto-TLS certificate when there is one, and none otherwise', async (t) => {
+  const clock = fakeClock(t);
+  const withTls = recorder([]);
+  const plain = recorder([]);
+  const a = heartbeater(withTls, {
+    callbackUrl: 'https://127.0.0.1:9999',
+    verifyCa: 'PEM',
+    heartbeatTimeoutS: 0.5,
+  });
+  const b = heartbeater(plain, { heartbeatTimeoutS: 0.5 });
+  a.start();
+  b.start();
+  await clock.settle();
+  await clock.advance(400);
+  a.stop();
+  b.stop();
+  assert.ok(withTls.calls.length >= 2);
+  assert.deepEqual(new Set(withTls.calls.map((c) => c.args.verifyCa)), new Set(['PEM']));
+  assert.deepEqual(new Set(plain.calls.map((c) => c.args.verifyCa)), new Set([null]));
+});
