@@ -40,7 +40,7 @@ describe('resolveApiUrl', () => {
   });
 
   it('defaults to the local conductor', () => {
-    assert.equal(resolveApiUrl(undefined, noConfig), 'http://127.0.0.1:6385');
+    assert.equal(resolveApiUrl(undefined, noConfig), 'https://127.0.0.1:6385');
   });
 });
 
@@ -103,7 +103,7 @@ describe('ApiClient', () => {
   });
 
   it('refuses an API whose GET / has no kiln member, before sending anything else', async () => {
-    const client = new ApiClient(ironic.url, 'test');
+    const client = new ApiClient(ironic.url, {}, 'test');
     await assert.rejects(client.call('GET', '/v1/nodes'), (e: unknown) => {
       assert.ok(e instanceof CliError);
       assert.equal(e.exitCode, EXIT.unreachable);
@@ -119,14 +119,14 @@ describe('ApiClient', () => {
   });
 
   it("checks a Kiln API's GET / once, then makes its calls", async () => {
-    const client = new ApiClient(kiln.url, 'test');
+    const client = new ApiClient(kiln.url, {}, 'test');
     await client.call('GET', '/v1/nodes');
     await client.call('GET', '/v1/nodes?limit=1');
     assert.deepEqual(kiln.paths, ['/', '/v1/nodes', '/v1/nodes?limit=1']);
   });
 
   it("turns an API 400 into a usage error carrying the API's message", async () => {
-    const client = new ApiClient(kiln.url, 'test');
+    const client = new ApiClient(kiln.url, {}, 'test');
     await assert.rejects(client.call('POST', '/v1/images', {}), (e: unknown) => {
       assert.ok(e instanceof CliError);
       assert.equal(e.exitCode, EXIT.usage);

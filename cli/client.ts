@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import type { TLSSocket } from 'node:tls';
+import { Agent, buildConnector, request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { ERROR_TABLE, EXIT, isErrorCode } from '../shared/errors.ts';
 
@@ -27,18 +28,126 @@ export function normaliseApiUrl(url: string): string {
   return url.trim().replace(/\/+$/, '').replace(/\/v1$/i, '').replace(/\/+$/, '');
 }
 
+/** The CLI's config file: ~/.config/kiln/config.yaml (api, token or token_file, ca_fingerprint or ca_file). */
+interface CliConfigFile {
+  api?: string;
+  token?: string;
+  token_file?: string;
+  ca_fingerprint?: string;
+  ca_file?: string;
+}
+
+function readConfigFile(env: NodeJS.ProcessEnv): CliConfigFile {
+  const file = join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'kiln', 'config.yaml');
+  try {
+    return (parseYaml(readFileSync(file, 'utf8')) as CliConfigFile | null) ?? {};
+  } catch {
+    // No config file is the normal case.
+    return {};
+  }
+}
+
 /** --api, then KILN_API, then `api:` in ~/.config/kiln/config.yaml, then the local default. */
 export function resolveApiUrl(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (flag) return normaliseApiUrl(flag);
   if (env.KILN_API) return normaliseApiUrl(env.KILN_API);
-  const file = join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'kiln', 'config.yaml');
+  const cfg = readConfigFile(env);
+  if (cfg.api) return normaliseApiUrl(cfg.api);
+  return 'https://127.0.0.1:6385';
+}
+
+/** How the CLI authenticates to the API and which certificate it trusts. */
+export interface Connection {
+  /** Bearer API token; never taken from argv (it would show in ps and shell history). */
+  token?: string;
+  /** SHA-256 fingerprint of the API's certificate (a self-signed one): only it is accepted. */
+  caFingerprint?: string;
+  /** PEM CA bundle that signs the API's certificate. */
+  ca?: string;
+}
+
+function readSecretFile(path: string, what: string): string {
   try {
-    const cfg = parseYaml(readFileSync(file, 'utf8')) as { api?: string } | null;
-    if (cfg?.api) return normaliseApiUrl(cfg.api);
-  } catch {
-    // No config file is the normal case.
+    return readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new CliError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, EXIT.usage);
   }
-  return 'http://127.0.0.1:6385';
+}
+
+/** A fingerprint as Node prints it (AB:CD:…), from any case and with or without colons or a sha256: prefix. */
+export function normaliseFingerprint(fp: string): string {
+  const hex = fp
+    .trim()
+    .replace(/^sha256:/i, '')
+    .replace(/[:\s]/g, '')
+    .toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex))
+    throw new CliError(
+      `'${fp}' is not a SHA-256 certificate fingerprint (64 hex digits, as the conductor logs it)`,
+      EXIT.usage,
+    );
+  return hex.match(/../g)!.join(':');
+}
+
+/**
+ * Token: KILN_TOKEN, KILN_TOKEN_FILE, then token/token_file in the config file. Certificate:
+ * --ca-fingerprint, KILN_CA_FINGERPRINT, KILN_CA_FILE, then ca_fingerprint/ca_file in the file.
+ */
+export function resolveConnection(
+  flags: { caFingerprint?: string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Connection {
+  const cfg = readConfigFile(env);
+  const token =
+    env.KILN_TOKEN ||
+    (env.KILN_TOKEN_FILE ? readSecretFile(env.KILN_TOKEN_FILE, 'token file') : undefined) ||
+    cfg.token ||
+    (cfg.token_file ? readSecretFile(cfg.token_file, 'token file') : undefined);
+  const fp = flags.caFingerprint ?? env.KILN_CA_FINGERPRINT ?? cfg.ca_fingerprint;
+  const caFile = env.KILN_CA_FILE ?? cfg.ca_file;
+  return {
+    token: token || undefined,
+    caFingerprint: fp ? normaliseFingerprint(fp) : undefined,
+    ca: caFile ? readSecretFile(caFile, 'CA file') : undefined,
+  };
+}
+
+/**
+ * An undici dispatcher for the connection's trust: a pinned fingerprint accepts exactly that
+ * certificate (checked before a byte of the request is sent); a CA bundle replaces the
+ * system's; otherwise the system's trust store decides.
+ */
+function dispatcherFor(conn: Connection): Agent | undefined {
+  if (conn.caFingerprint) {
+    const pin = conn.caFingerprint;
+    // No TLS session reuse: a resumed session shows no peer certificate to check.
+    const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
+    return new Agent({
+      connect: (opts, cb) =>
+        base(opts, (err, socket) => {
+          if (err) return cb(err, null);
+          if (opts.protocol === 'https:') {
+            const got = (socket as TLSSocket).getPeerCertificate().fingerprint256;
+            if (got !== pin) {
+              socket.destroy();
+              return cb(new PinMismatch(got ?? '(none)', pin), null);
+            }
+          }
+          cb(null, socket);
+        }),
+    });
+  }
+  if (conn.ca) return new Agent({ connect: { ca: conn.ca } });
+  return undefined;
+}
+
+class PinMismatch extends Error {
+  constructor(
+    readonly got: string,
+    readonly want: string,
+  ) {
+    super(`the API presented certificate ${got}, not the pinned ${want}`);
+  }
 }
 
 /**
@@ -62,11 +171,15 @@ export function exitCodeForStatus(status: number): number {
 export class ApiClient {
   /** Settles once GET / has shown that `base` is a Kiln API; checked before the first call. */
   private kilnCheck?: Promise<void>;
+  private readonly dispatcher: Agent | undefined;
 
   constructor(
     readonly base: string,
+    private readonly conn: Connection = {},
     private readonly actor = `cli:${process.env.USER ?? userInfo().username}`,
-  ) {}
+  ) {
+    this.dispatcher = dispatcherFor(conn);
+  }
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     this.kilnCheck ??= this.checkIsKiln();
@@ -74,8 +187,12 @@ export class ApiClient {
     const res = await this.send(method, path, body);
     if (res.status >= 400) {
       const err = (res.body as { error?: { message?: string } } | undefined)?.error;
+      const hint =
+        res.status === 401 && !this.conn.token
+          ? ' (this CLI sent no token: set KILN_TOKEN, KILN_TOKEN_FILE, or token_file: in ~/.config/kiln/config.yaml)'
+          : '';
       throw new CliError(
-        err?.message ?? `HTTP ${res.status} from ${method} ${path}`,
+        `${err?.message ?? `HTTP ${res.status} from ${method} ${path}`}${hint}`,
         exitCodeFor(res.status, res.body),
         res.body,
       );
@@ -111,20 +228,33 @@ export class ApiClient {
           'content-type': 'application/json',
           accept: 'application/json',
           'x-kiln-actor': this.actor.replace(/[^\w.@:-]/g, '_').slice(0, 64),
+          ...(this.conn.token ? { authorization: `Bearer ${this.conn.token}` } : {}),
         },
+        dispatcher: this.dispatcher,
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: 120_000,
         bodyTimeout: 120_000,
       });
     } catch (e) {
-      throw new CliError(
-        `cannot reach the Kiln API at ${this.base}: ${(e as Error).message}. Is 'kiln conductor' running? Set the URL with --api or KILN_API.`,
-        EXIT.unreachable,
-      );
+      throw new CliError(connectFailure(this.base, e), EXIT.unreachable);
     }
     const text = await res.body.text();
     return { status: res.statusCode, body: parseBody(text) };
   }
+}
+
+/** Why a request never got an answer, and what to do about it. */
+function connectFailure(base: string, e: unknown): string {
+  const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+  const cause = err.cause ?? err;
+  if (cause instanceof PinMismatch)
+    return `refusing ${base}: ${cause.message}. If the conductor's certificate was replaced on purpose, pin the one it logs at start (--ca-fingerprint or KILN_CA_FINGERPRINT); otherwise someone may be in the middle`;
+  const code = cause.code ?? err.code ?? '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code))
+    return `the API at ${base} presented a certificate this machine does not trust (${code}). A conductor with a self-signed certificate logs its fingerprint at start: pass it with --ca-fingerprint or KILN_CA_FINGERPRINT (or ca_fingerprint: in ~/.config/kiln/config.yaml), or give its CA with KILN_CA_FILE`;
+  if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(cause.message))
+    return `cannot speak TLS to ${base}: ${cause.message}. Is the conductor's API plain HTTP (api.tls.mode: off)? Then use http:// in --api or KILN_API`;
+  return `cannot reach the Kiln API at ${base}: ${cause.message}. Is 'kiln conductor' running? Set the URL with --api or KILN_API.`;
 }
 
 function parseBody(text: string): unknown {

@@ -1,32 +1,43 @@
 // `kiln`: one binary for operators (node, image, port), for running the conductor, and for
 // developers (agent). Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict/locked,
-// 5 API unreachable.
+// 5 API unreachable, 6 token refused or role too low.
 import { Command, CommanderError } from 'commander';
 import { agentMain } from '../agent/start.ts';
 import { registerRamdiskCommand } from '../ramdisk-build/cli.ts';
 import { ERROR_TABLE, isKilnError } from '../shared/errors.ts';
 import { KILN_VERSION } from '../shared/version.ts';
-import { ApiClient, CliError, EXIT, resolveApiUrl } from './client.ts';
+import { ApiClient, CliError, EXIT, resolveApiUrl, resolveConnection } from './client.ts';
 import { registerConductorCommand } from './commands/conductor.ts';
 import { registerImageCommands } from './commands/image.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/node.ts';
+import { registerSecretsCommands } from './commands/secrets.ts';
+import { registerTokenCommands } from './commands/token.ts';
 
 export function buildProgram(): Command {
   const program = new Command('kiln')
     .description('Kiln bare-metal provisioning')
     .version(KILN_VERSION)
     .option('--api <url>', 'conductor API URL (or KILN_API, or api: in ~/.config/kiln/config.yaml)')
+    .option(
+      '--ca-fingerprint <sha256>',
+      "pin the API's self-signed certificate (or KILN_CA_FINGERPRINT); the conductor logs it at start",
+    )
     .option('--json', 'machine-readable output')
     .showHelpAfterError()
     .exitOverride();
   const ctx = () => {
-    const o = program.opts<{ api?: string; json?: boolean }>();
-    return { client: new ApiClient(resolveApiUrl(o.api)), json: Boolean(o.json) };
+    const o = program.opts<{ api?: string; json?: boolean; caFingerprint?: string }>();
+    return {
+      client: new ApiClient(resolveApiUrl(o.api), resolveConnection({ caFingerprint: o.caFingerprint })),
+      json: Boolean(o.json),
+    };
   };
   registerConductorCommand(program);
   registerNodeCommands(program, ctx);
   registerImageCommands(program, ctx);
+  registerTokenCommands(program, ctx);
+  registerSecretsCommands(program);
   registerRamdiskCommand(program);
   registerLabCommands(program);
   program

@@ -22,6 +22,9 @@ import { loadConfig } from './config.ts';
 import { startConductor } from './server.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 
+// The secrets key of conductors these tests start: in a temporary directory, never the repo.
+const KEY_FILE = join(mkdtempSync(join(tmpdir(), 'kiln-key-')), 'secrets.key');
+
 const dirs: string[] = [];
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'kiln-checks-'));
@@ -32,7 +35,11 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const config = (flags: Record<string, unknown>) => loadConfig({ env: {}, flags });
+const config = (flags: Record<string, unknown>) =>
+  loadConfig({
+    env: {},
+    flags: { 'api.tls.mode': 'off', 'provisioning.port': 0, 'secrets.key_file': KEY_FILE, ...flags },
+  });
 
 function holdTcp(host: string): Promise<{ port: number; server: Server }> {
   return new Promise((resolve) => {
@@ -74,33 +81,42 @@ describe('public URL', () => {
     assert.equal(derivePublicUrl(config({}), 6385, ['10.0.0.1']), 'http://10.0.0.1:6385');
     assert.equal(derivePublicUrl(config({}), 6385, []), 'http://127.0.0.1:6385');
     assert.equal(
-      derivePublicUrl(config({ 'api.host': '10.1.1.1' }), 7000, ['10.0.0.1']),
+      derivePublicUrl(config({ 'provisioning.host': '10.1.1.1' }), 7000, ['10.0.0.1']),
       'http://10.1.1.1:7000',
     );
     assert.equal(
-      derivePublicUrl(config({ 'api.public_url': 'http://kiln.lab:6385/' }), 6385, ['10.0.0.1']),
+      derivePublicUrl(config({ 'provisioning.public_url': 'http://kiln.lab:6385/' }), 6385, ['10.0.0.1']),
       'http://kiln.lab:6385',
     );
   });
 
   test('a loopback URL while serving a real interface is a problem, with the key to set', () => {
     const eno2 = { eno2: '10.0.0.1' };
-    const host = checkPublicUrl(config({ 'api.host': '127.0.0.1', 'boot.interfaces': ['eno2'] }), eno2);
-    assert.equal(host.length, 1);
-    assert.match(host[0]!.message, /http:\/\/127\.0\.0\.1:6385, a loopback address.*eno2 \(10\.0\.0\.1\)/);
-    assert.match(host[0]!.fix, /set api\.host to 0\.0\.0\.0 or 10\.0\.0\.1/);
-    const pub = checkPublicUrl(
-      config({ 'api.public_url': 'http://localhost:6385', 'boot.interfaces': ['eno2'] }),
+    const at = { 'provisioning.port': 6386 };
+    const host = checkPublicUrl(
+      config({ ...at, 'provisioning.host': '127.0.0.1', 'boot.interfaces': ['eno2'] }),
       eno2,
     );
-    assert.match(pub[0]!.fix, /set api\.public_url .* http:\/\/10\.0\.0\.1:6385/);
+    assert.equal(host.length, 1);
+    assert.match(host[0]!.message, /http:\/\/127\.0\.0\.1:6386, a loopback address.*eno2 \(10\.0\.0\.1\)/);
+    assert.match(host[0]!.fix, /set provisioning\.host to 0\.0\.0\.0 or 10\.0\.0\.1/);
+    const pub = checkPublicUrl(
+      config({ ...at, 'provisioning.public_url': 'http://localhost:6386', 'boot.interfaces': ['eno2'] }),
+      eno2,
+    );
+    assert.match(pub[0]!.fix, /set provisioning\.public_url .* http:\/\/10\.0\.0\.1:6386/);
     assert.deepEqual(checkPublicUrl(config({ 'boot.interfaces': ['eno2'] }), eno2), []);
     assert.deepEqual(
-      checkPublicUrl(config({ 'api.host': '127.0.0.1', 'boot.interfaces': ['lo'] }), { lo: '127.0.0.1' }),
+      checkPublicUrl(config({ 'provisioning.host': '127.0.0.1', 'boot.interfaces': ['lo'] }), {
+        lo: '127.0.0.1',
+      }),
       [],
     );
-    assert.deepEqual(checkPublicUrl(config({ 'api.host': '127.0.0.1' }), {}), []);
-    const tftp = checkPublicUrl(config({ 'api.host': '127.0.0.1', 'boot.tftp.addresses': ['10.0.0.1'] }), {});
+    assert.deepEqual(checkPublicUrl(config({ 'provisioning.host': '127.0.0.1' }), {}), []);
+    const tftp = checkPublicUrl(
+      config({ 'provisioning.host': '127.0.0.1', 'boot.tftp.addresses': ['10.0.0.1'] }),
+      {},
+    );
     assert.equal(tftp.length, 1);
   });
 
@@ -123,10 +139,10 @@ describe('public URL', () => {
       store: await openSqliteStore(':memory:'),
     });
     try {
-      const port = new URL(c.url).port;
+      const port = new URL(c.publicUrl).port;
       assert.equal(c.publicUrl, `http://${addr}:${port}`);
       assert.ok(!c.problems.some((p) => p.check === 'public-url'));
-      const script = await (await fetch(`${c.url}/boot/ipxe?mac=52:54:00:aa:bb:01`)).text();
+      const script = await (await fetch(`http://127.0.0.1:${port}/boot/ipxe?mac=52:54:00:aa:bb:01`)).text();
       assert.match(script, new RegExp(`ipa-api-url=http://${addr.replace(/\./g, '\\.')}:${port} `));
       assert.match(script, /attempt \$\{kiln_try\} of 7/);
     } finally {
@@ -134,7 +150,7 @@ describe('public URL', () => {
       await c.store.close();
     }
     const log = createLogger({ name: 't', destination: stream });
-    const lo = await startConductor(config({ ...base, 'api.host': '127.0.0.1' }), log, {
+    const lo = await startConductor(config({ ...base, 'provisioning.host': '127.0.0.1' }), log, {
       store: await openSqliteStore(':memory:'),
     });
     try {

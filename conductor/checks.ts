@@ -45,15 +45,16 @@ export async function bootAddresses(
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 
 /**
- * The URL ramdisks are given for the API (ipa-api-url, kernel and initramfs): api.public_url, or
- * for an API on every address the first boot interface's address, or else the listen address.
+ * The URL ramdisks are given for the provisioning endpoints (ipa-api-url, kernel and initramfs):
+ * provisioning.public_url, or for endpoints on every address the first boot interface's address,
+ * or else the listen address.
  */
 export function derivePublicUrl(config: ConductorConfig, port: number, bootAddrs: string[]): string {
-  if (config.api.public_url) return config.api.public_url.replace(/\/$/, '');
-  const host = WILDCARD.has(config.api.host) ? (bootAddrs[0] ?? '127.0.0.1') : config.api.host;
+  const p = config.provisioning;
+  if (p.public_url) return p.public_url.replace(/\/$/, '');
+  const host = WILDCARD.has(p.host) ? (bootAddrs[0] ?? '127.0.0.1') : p.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
-
 
 /** A loopback public URL while boot services answer machines on a real network. */
 export function checkPublicUrl(config: ConductorConfig, addresses: Record<string, string>): Problem[] {
@@ -62,16 +63,17 @@ export function checkPublicUrl(config: ConductorConfig, addresses: Record<string
     ...(config.boot.tftp.addresses ?? []).map((a) => ({ where: `TFTP address ${a}`, a })),
   ].filter((s) => !isLoopbackHost(s.a));
   if (serving.length === 0) return [];
-  const url = derivePublicUrl(config, config.api.port, Object.values(addresses));
+  const p = config.provisioning;
+  const url = derivePublicUrl(config, p.port, Object.values(addresses));
   if (!isLoopbackHost(new URL(url).hostname)) return [];
-  const example = `http://${serving[0]!.a}:${config.api.port}`;
+  const example = `http://${serving[0]!.a}:${p.port}`;
   return [
     {
       check: 'public-url',
       message: `ramdisks would be told to reach the API at ${url}, a loopback address, while the boot services serve ${serving.map((s) => s.where).join(', ')}: a booted machine can never reach it`,
-      fix: config.api.public_url
-        ? `set api.public_url to an address machines on the provisioning network reach, e.g. ${example}`
-        : `set api.host to 0.0.0.0 or ${serving[0]!.a} (the API listens on ${config.api.host} only), or set api.public_url if machines reach it another way, e.g. ${example}`,
+      fix: p.public_url
+        ? `set provisioning.public_url to an address machines on the provisioning network reach, e.g. ${example}`
+        : `set provisioning.host to 0.0.0.0 or ${serving[0]!.a} (the provisioning endpoints listen on ${p.host} only), or set provisioning.public_url if machines reach them another way, e.g. ${example}`,
     },
   ];
 }
@@ -254,7 +256,7 @@ export function bindProblem(result: BindResult, b: Binding): Problem {
   };
 }
 
-/** The API's listen address and port, for the probe and for the conductor's own listen error. */
+/** The operator API's listen address and port, for the probe and for the conductor's own listen error. */
 export function apiBinding(config: ConductorConfig): Binding {
   return {
     proto: 'tcp',
@@ -264,6 +266,17 @@ export function apiBinding(config: ConductorConfig): Binding {
     hostKey: 'api.host',
     likely: 'another kiln conductor?',
     stop: 'stop it',
+  };
+}
+
+/** The provisioning endpoints' listen address and port. */
+export function provisioningBinding(config: ConductorConfig): Binding {
+  return {
+    ...apiBinding(config),
+    host: config.provisioning.host,
+    port: config.provisioning.port,
+    portKey: 'provisioning.port',
+    hostKey: 'provisioning.host',
   };
 }
 
@@ -278,7 +291,10 @@ export async function checkPorts(
     const r = await tryBind(b.proto, b.host, b.port);
     if (r !== 'ok') problems.push(bindProblem(r, b));
   };
-  if (opts.api !== false) await probe(apiBinding(config));
+  if (opts.api !== false) {
+    await probe(apiBinding(config));
+    await probe(provisioningBinding(config));
+  }
   const { dhcp, tftp, interfaces } = config.boot;
   if (dhcp.mode !== 'off' && interfaces.length > 0) {
     const dhcpPort = {

@@ -110,6 +110,7 @@ boot:
     loaders: { bios: undionly.kpxe, efi_x64: snponly.efi, efi_arm64: arm64/snp.efi }
     ipxe_user_classes: [iPXE, KilnPXE]
     ports: { server: 1067, client: 1068, pxe: 5011 }
+    rate_limit: { per_mac_per_s: 4, burst: 20, new_clients_per_s: 100, max_offered_fraction: 0.25 }
   tftp:
     enabled: true
     root: /srv/kiln/tftp
@@ -143,6 +144,7 @@ boot:
         loaders: { bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiArm64: 'arm64/snp.efi' },
         ipxeUserClasses: ['iPXE', 'KilnPXE'],
         ports: { server: 1067, client: 1068, pxe: 5011 },
+        rateLimit: { perMacPerS: 4, burst: 20, newClientsPerS: 100, maxOfferedFraction: 0.25 },
       },
       tftp: {
         enabled: true,

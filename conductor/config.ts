@@ -70,227 +70,230 @@ export function subnetConfig(s: SubnetSchema): SubnetConfig {
   };
 }
 
-export const ConductorConfig = z.strictObject({
-  /** The operator API (REST, CLI, web console): authenticated, TLS, on its own address. */
-  api: z
-    .strictObject({
-      /** Address the operator API listens on; keep it off the provisioning network. Env KILN_API_HOST. */
-      host: z.string().default('127.0.0.1'),
-      /** Port of the operator API (Ironic's is 6385). Env KILN_API_PORT. */
-      port: Port.default(6385),
-      /** URL operators use to reach the API, when it differs from host:port (a proxy). */
-      public_url: z.url().optional(),
-      /** Largest request body accepted, in bytes. */
-      body_limit: z.coerce
-        .number()
-        .int()
-        .positive()
-        .default(1024 * 1024),
-      /** token: every request needs a bearer API token (kiln token create); none: only on loopback. Env KILN_API_AUTH. */
-      auth: z.enum(['token', 'none']).default('token'),
-      tls: z
-        .strictObject({
-          /** auto: a self-signed certificate made at first start (its fingerprint is logged); files: cert_file and key_file; off: plain HTTP. Env KILN_API_TLS. */
-          mode: z.enum(['auto', 'files', 'off']).default('auto'),
-          cert_file: z.string().min(1).optional(),
-          key_file: z.string().min(1).optional(),
-          /** Where the auto mode keeps its certificate and key (created 0600). */
-          dir: z.string().min(1).default('tls'),
-        })
-        .superRefine((t, ctx) => {
-          if (t.mode === 'files' && !(t.cert_file && t.key_file))
-            ctx.addIssue({
-              code: 'custom',
-              path: ['mode'],
-              message: 'is files, which needs both api.tls.cert_file and api.tls.key_file',
-            });
-        })
-        .prefault({}),
-    })
-    .prefault({}),
-  /** The ramdisk-facing endpoints: lookup, heartbeat, inspection call-back, boot scripts and files, image cache. */
-  provisioning: z
-    .strictObject({
-      /** Address the provisioning endpoints listen on (the provisioning interfaces). Env KILN_PROVISIONING_HOST. */
-      host: z.string().default('0.0.0.0'),
-      /** Port of the provisioning endpoints. Env KILN_PROVISIONING_PORT. */
-      port: Port.default(6386),
-      /** URL nodes and agents use to reach these endpoints (ipa-api-url). Env KILN_PUBLIC_URL. */
-      public_url: z.url().optional(),
-      /** source: an agent's call-back URL must name the address its heartbeat came from; any: behind NAT. */
-      callback_host: z.enum(['source', 'any']).default('source'),
-      /** Requests per second allowed from one source address (token bucket), and the burst above it. */
-      rate_limit: z
-        .strictObject({
-          per_source_per_s: z.coerce.number().positive().default(20),
-          burst: z.coerce.number().int().positive().default(60),
-        })
-        .prefault({}),
-    })
-    .prefault({}),
-  secrets: z
-    .strictObject({
-      /**
-       * 32-byte key that encrypts BMC passwords and agent tokens in the database, kept outside it
-       * (created 0600 at first start). A systemd credential named kiln-secrets-key wins over it.
-       * Env KILN_SECRETS_KEY_FILE.
-       */
-      key_file: z.string().min(1).default('kiln-secrets.key'),
-    })
-    .prefault({}),
-  database: z
-    .strictObject({
-      /** sqlite:PATH (default), :memory:, or postgres://… Env KILN_DATABASE_URL. */
-      url: z.string().min(1).default('sqlite:kiln.db'),
-    })
-    .prefault({}),
-  conductor: z
-    .strictObject({
-      /** Names this conductor in reservations; must be stable across restarts. Env KILN_CONDUCTOR_ID. */
-      id: z.string().min(1).default(hostname()),
-      /** Fail a node that waits longer than this for its ramdisk (Ironic's deploy/clean_callback_timeout). */
-      callback_timeout_s: Seconds.default(1800),
-      /** How often the wait-state watchdog runs. */
-      watchdog_interval_s: Seconds.default(30),
-      /** Period of the power-state sync; 0 disables it. Env KILN_POWER_SYNC_INTERVAL_S. */
-      power_sync_interval_s: z.coerce.number().min(0).default(60),
-      /** How many BMCs the power sync talks to at once. */
-      power_sync_concurrency: z.coerce.number().int().min(1).max(256).default(8),
-      /** Keep a live ramdisk between actions instead of rebooting (Ironic's fast_track). */
-      fast_track: Bool.default(true),
-      /** Ramdisk heartbeat period ceiling handed to agents at lookup. */
-      heartbeat_timeout_s: Seconds.default(300),
-      /** Run cleaning when a node is provided or undeployed. */
-      automated_clean: Bool.default(true),
-    })
-    .prefault({}),
-  boot: z
-    .strictObject({
-      /** Interfaces DHCP and TFTP serve (e.g. [eno2]); nothing else is answered. Env KILN_BOOT_INTERFACES (comma-separated). */
-      interfaces: StringList.default([]),
-      /** Directory with the ramdisk's kernel and initramfs (kiln ramdisk build --out). Env KILN_RAMDISK_DIR. */
-      ramdisk_dir: z.string().min(1).default('ramdisk'),
-      /** Kernel arguments added to every ramdisk boot, e.g. [console=ttyS0]. */
-      kernel_args: z.array(z.string()).default([]),
-      /** How often the iPXE script tries to download kernel and initramfs before it reboots. */
-      ramdisk_attempts: z.coerce.number().int().min(1).default(5),
-      /** Seconds between those attempts. */
-      ramdisk_retry_delay_s: z.coerce.number().int().min(0).default(5),
-      dhcp: z
-        .strictObject({
-          /** full: Kiln hands out addresses; proxy: boot options beside another DHCP server; off: bring your own. Env KILN_DHCP_MODE. */
-          mode: z.enum(['full', 'proxy', 'off']).default('off'),
-          /** Full mode: address pools, each with optional fixed addresses (reservations). */
-          subnets: z.array(SubnetSchema).default([]),
-          /** Full mode: where leases persist (JSON lines). */
-          lease_file: z.string().min(1).default('dhcp-leases.jsonl'),
-          /** iPXE binaries by architecture, as names under boot.tftp.root; null offers none for it. */
-          loaders: z
-            .strictObject({
-              bios: LoaderName.default(DEFAULT_LOADERS.bios!),
-              efi_x64: LoaderName.default(DEFAULT_LOADERS.efiX64!),
-              efi_arm64: LoaderName.default(DEFAULT_LOADERS.efiArm64!),
-            })
-            .prefault({}),
-          /** User classes (option 77) that mark an iPXE client, which gets the script instead of another iPXE. */
-          ipxe_user_classes: StringList.refine((a) => a.length > 0, 'needs at least one user class').default([
-            'iPXE',
-          ]),
-          /** UDP ports; only tests and benchmarks change them. */
-          ports: z
-            .strictObject({
-              server: Port.default(67),
-              client: Port.default(68),
-              pxe: Port.default(4011),
-            })
-            .prefault({}),
-          /**
-           * Flood protection: requests per second answered for one client MAC (and burst), new
-           * clients offered an address per second across the server, and the share of a pool that
-           * may be held by offers not yet requested.
-           */
-          rate_limit: z
-            .strictObject({
-              per_mac_per_s: z.coerce.number().positive().default(2),
-              burst: z.coerce.number().int().positive().default(10),
-              new_clients_per_s: z.coerce.number().positive().default(50),
-              max_offered_fraction: z.coerce.number().gt(0).max(1).default(0.5),
-            })
-            .prefault({}),
-        })
-        .prefault({}),
-      tftp: z
-        .strictObject({
-          /** Serve the iPXE loaders over TFTP. */
-          enabled: Bool.default(true),
-          /** Directory served read-only; holds undionly.kpxe and ipxe.efi (Debian's ipxe package installs them here). Env KILN_TFTP_ROOT. */
-          root: z.string().min(1).default('/usr/lib/ipxe'),
-          /** Addresses TFTP listens on; default: the addresses of boot.interfaces. */
-          addresses: z.array(z.ipv4()).optional(),
-          port: Port.default(69),
-          /** Largest blksize granted (RFC 2348); 1468 fills an Ethernet frame. */
-          max_blksize: z.coerce.number().int().min(8).max(65464).default(1468),
-          /** Largest windowsize granted (RFC 7440). */
-          max_windowsize: z.coerce.number().int().min(1).max(65535).default(64),
-          /** Retransmission timeout when the client asks for none. */
-          timeout_ms: z.coerce.number().int().positive().default(1000),
-          retries: z.coerce.number().int().min(0).default(5),
-          /** Transfers in flight at once; more get "server busy". */
-          max_transfers: z.coerce.number().int().min(1).default(512),
-        })
-        .prefault({}),
-    })
-    .superRefine((b, ctx) => {
-      // Reported on boot.dhcp.mode: that is the key whose value needs the missing ones.
-      if (b.dhcp.mode !== 'off' && b.interfaces.length === 0)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['dhcp', 'mode'],
-          message: `is ${b.dhcp.mode}, but boot.interfaces is empty: name the provisioning interfaces (e.g. [eno2])`,
-        });
-      if (b.dhcp.mode === 'full' && b.dhcp.subnets.length === 0)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['dhcp', 'mode'],
-          message: 'is full, which needs at least one address pool in boot.dhcp.subnets',
-        });
-    })
-    .prefault({}),
-  enrollment: z
-    .strictObject({
-      /** What an unknown machine that PXE-boots gets: enroll (default), ignore, or allow (MAC prefixes). */
-      policy: z.enum(['enroll', 'ignore', 'allow']).default('enroll'),
-      allow_mac_prefixes: z.array(z.string()).default([]),
-      /** Credentials for BMCs learned from discovered machines' inventories. Env KILN_ENROLL_BMC_USERNAME/PASSWORD. */
-      bmc_username: z.string().optional(),
-      bmc_password: z.string().optional(),
-    })
-    .prefault({}),
-  images: z
-    .strictObject({
-      /** Agents download images through the conductor's cache (one origin download per image). */
-      cache: Bool.default(true),
-      /** Where cached images live. Env KILN_IMAGE_CACHE_DIR. */
-      cache_dir: z.string().default('image-cache'),
-      /** Hosts image URLs may name (exact names or .suffix); empty allows any http(s) host. */
-      allowed_hosts: StringList.default([]),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      /** trace, debug, info, warn, error, fatal. Env KILN_LOG_LEVEL. */
-      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    })
-    .prefault({}),
-}).superRefine((c, ctx) => {
-  // Unauthenticated is only for a host nobody else can reach.
-  if (c.api.auth === 'none' && !isLoopbackHost(c.api.host))
-    ctx.addIssue({
-      code: 'custom',
-      path: ['api', 'auth'],
-      message: `is none, but api.host is ${c.api.host}, which others can reach: keep auth on (kiln token create) or listen on 127.0.0.1 only`,
-    });
-});
+export const ConductorConfig = z
+  .strictObject({
+    /** The operator API (REST, CLI, web console): authenticated, TLS, on its own address. */
+    api: z
+      .strictObject({
+        /** Address the operator API listens on; keep it off the provisioning network. Env KILN_API_HOST. */
+        host: z.string().default('127.0.0.1'),
+        /** Port of the operator API (Ironic's is 6385). Env KILN_API_PORT. */
+        port: Port.default(6385),
+        /** URL operators use to reach the API, when it differs from host:port (a proxy). */
+        public_url: z.url().optional(),
+        /** Largest request body accepted, in bytes. */
+        body_limit: z.coerce
+          .number()
+          .int()
+          .positive()
+          .default(1024 * 1024),
+        /** token: every request needs a bearer API token (kiln token create); none: only on loopback. Env KILN_API_AUTH. */
+        auth: z.enum(['token', 'none']).default('token'),
+        tls: z
+          .strictObject({
+            /** auto: a self-signed certificate made at first start (its fingerprint is logged); files: cert_file and key_file; off: plain HTTP. Env KILN_API_TLS. */
+            mode: z.enum(['auto', 'files', 'off']).default('auto'),
+            cert_file: z.string().min(1).optional(),
+            key_file: z.string().min(1).optional(),
+            /** Where the auto mode keeps its certificate and key (created 0600). */
+            dir: z.string().min(1).default('tls'),
+          })
+          .superRefine((t, ctx) => {
+            if (t.mode === 'files' && !(t.cert_file && t.key_file))
+              ctx.addIssue({
+                code: 'custom',
+                path: ['mode'],
+                message: 'is files, which needs both api.tls.cert_file and api.tls.key_file',
+              });
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /** The ramdisk-facing endpoints: lookup, heartbeat, inspection call-back, boot scripts and files, image cache. */
+    provisioning: z
+      .strictObject({
+        /** Address the provisioning endpoints listen on (the provisioning interfaces). Env KILN_PROVISIONING_HOST. */
+        host: z.string().default('0.0.0.0'),
+        /** Port of the provisioning endpoints. Env KILN_PROVISIONING_PORT. */
+        port: Port.default(6386),
+        /** URL nodes and agents use to reach these endpoints (ipa-api-url). Env KILN_PUBLIC_URL. */
+        public_url: z.url().optional(),
+        /** source: an agent's call-back URL must name the address its heartbeat came from; any: behind NAT. */
+        callback_host: z.enum(['source', 'any']).default('source'),
+        /** Requests per second allowed from one source address (token bucket), and the burst above it. */
+        rate_limit: z
+          .strictObject({
+            per_source_per_s: z.coerce.number().positive().default(20),
+            burst: z.coerce.number().int().positive().default(60),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    secrets: z
+      .strictObject({
+        /**
+         * 32-byte key that encrypts BMC passwords and agent tokens in the database, kept outside it
+         * (created 0600 at first start). A systemd credential named kiln-secrets-key wins over it.
+         * Env KILN_SECRETS_KEY_FILE.
+         */
+        key_file: z.string().min(1).default('kiln-secrets.key'),
+      })
+      .prefault({}),
+    database: z
+      .strictObject({
+        /** sqlite:PATH (default), :memory:, or postgres://… Env KILN_DATABASE_URL. */
+        url: z.string().min(1).default('sqlite:kiln.db'),
+      })
+      .prefault({}),
+    conductor: z
+      .strictObject({
+        /** Names this conductor in reservations; must be stable across restarts. Env KILN_CONDUCTOR_ID. */
+        id: z.string().min(1).default(hostname()),
+        /** Fail a node that waits longer than this for its ramdisk (Ironic's deploy/clean_callback_timeout). */
+        callback_timeout_s: Seconds.default(1800),
+        /** How often the wait-state watchdog runs. */
+        watchdog_interval_s: Seconds.default(30),
+        /** Period of the power-state sync; 0 disables it. Env KILN_POWER_SYNC_INTERVAL_S. */
+        power_sync_interval_s: z.coerce.number().min(0).default(60),
+        /** How many BMCs the power sync talks to at once. */
+        power_sync_concurrency: z.coerce.number().int().min(1).max(256).default(8),
+        /** Keep a live ramdisk between actions instead of rebooting (Ironic's fast_track). */
+        fast_track: Bool.default(true),
+        /** Ramdisk heartbeat period ceiling handed to agents at lookup. */
+        heartbeat_timeout_s: Seconds.default(300),
+        /** Run cleaning when a node is provided or undeployed. */
+        automated_clean: Bool.default(true),
+      })
+      .prefault({}),
+    boot: z
+      .strictObject({
+        /** Interfaces DHCP and TFTP serve (e.g. [eno2]); nothing else is answered. Env KILN_BOOT_INTERFACES (comma-separated). */
+        interfaces: StringList.default([]),
+        /** Directory with the ramdisk's kernel and initramfs (kiln ramdisk build --out). Env KILN_RAMDISK_DIR. */
+        ramdisk_dir: z.string().min(1).default('ramdisk'),
+        /** Kernel arguments added to every ramdisk boot, e.g. [console=ttyS0]. */
+        kernel_args: z.array(z.string()).default([]),
+        /** How often the iPXE script tries to download kernel and initramfs before it reboots. */
+        ramdisk_attempts: z.coerce.number().int().min(1).default(5),
+        /** Seconds between those attempts. */
+        ramdisk_retry_delay_s: z.coerce.number().int().min(0).default(5),
+        dhcp: z
+          .strictObject({
+            /** full: Kiln hands out addresses; proxy: boot options beside another DHCP server; off: bring your own. Env KILN_DHCP_MODE. */
+            mode: z.enum(['full', 'proxy', 'off']).default('off'),
+            /** Full mode: address pools, each with optional fixed addresses (reservations). */
+            subnets: z.array(SubnetSchema).default([]),
+            /** Full mode: where leases persist (JSON lines). */
+            lease_file: z.string().min(1).default('dhcp-leases.jsonl'),
+            /** iPXE binaries by architecture, as names under boot.tftp.root; null offers none for it. */
+            loaders: z
+              .strictObject({
+                bios: LoaderName.default(DEFAULT_LOADERS.bios!),
+                efi_x64: LoaderName.default(DEFAULT_LOADERS.efiX64!),
+                efi_arm64: LoaderName.default(DEFAULT_LOADERS.efiArm64!),
+              })
+              .prefault({}),
+            /** User classes (option 77) that mark an iPXE client, which gets the script instead of another iPXE. */
+            ipxe_user_classes: StringList.refine(
+              (a) => a.length > 0,
+              'needs at least one user class',
+            ).default(['iPXE']),
+            /** UDP ports; only tests and benchmarks change them. */
+            ports: z
+              .strictObject({
+                server: Port.default(67),
+                client: Port.default(68),
+                pxe: Port.default(4011),
+              })
+              .prefault({}),
+            /**
+             * Flood protection: requests per second answered for one client MAC (and burst), new
+             * clients offered an address per second across the server, and the share of a pool that
+             * may be held by offers not yet requested.
+             */
+            rate_limit: z
+              .strictObject({
+                per_mac_per_s: z.coerce.number().positive().default(2),
+                burst: z.coerce.number().int().positive().default(10),
+                new_clients_per_s: z.coerce.number().positive().default(50),
+                max_offered_fraction: z.coerce.number().gt(0).max(1).default(0.5),
+              })
+              .prefault({}),
+          })
+          .prefault({}),
+        tftp: z
+          .strictObject({
+            /** Serve the iPXE loaders over TFTP. */
+            enabled: Bool.default(true),
+            /** Directory served read-only; holds undionly.kpxe and ipxe.efi (Debian's ipxe package installs them here). Env KILN_TFTP_ROOT. */
+            root: z.string().min(1).default('/usr/lib/ipxe'),
+            /** Addresses TFTP listens on; default: the addresses of boot.interfaces. */
+            addresses: z.array(z.ipv4()).optional(),
+            port: Port.default(69),
+            /** Largest blksize granted (RFC 2348); 1468 fills an Ethernet frame. */
+            max_blksize: z.coerce.number().int().min(8).max(65464).default(1468),
+            /** Largest windowsize granted (RFC 7440). */
+            max_windowsize: z.coerce.number().int().min(1).max(65535).default(64),
+            /** Retransmission timeout when the client asks for none. */
+            timeout_ms: z.coerce.number().int().positive().default(1000),
+            retries: z.coerce.number().int().min(0).default(5),
+            /** Transfers in flight at once; more get "server busy". */
+            max_transfers: z.coerce.number().int().min(1).default(512),
+          })
+          .prefault({}),
+      })
+      .superRefine((b, ctx) => {
+        // Reported on boot.dhcp.mode: that is the key whose value needs the missing ones.
+        if (b.dhcp.mode !== 'off' && b.interfaces.length === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dhcp', 'mode'],
+            message: `is ${b.dhcp.mode}, but boot.interfaces is empty: name the provisioning interfaces (e.g. [eno2])`,
+          });
+        if (b.dhcp.mode === 'full' && b.dhcp.subnets.length === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dhcp', 'mode'],
+            message: 'is full, which needs at least one address pool in boot.dhcp.subnets',
+          });
+      })
+      .prefault({}),
+    enrollment: z
+      .strictObject({
+        /** What an unknown machine that PXE-boots gets: enroll (default), ignore, or allow (MAC prefixes). */
+        policy: z.enum(['enroll', 'ignore', 'allow']).default('enroll'),
+        allow_mac_prefixes: z.array(z.string()).default([]),
+        /** Credentials for BMCs learned from discovered machines' inventories. Env KILN_ENROLL_BMC_USERNAME/PASSWORD. */
+        bmc_username: z.string().optional(),
+        bmc_password: z.string().optional(),
+      })
+      .prefault({}),
+    images: z
+      .strictObject({
+        /** Agents download images through the conductor's cache (one origin download per image). */
+        cache: Bool.default(true),
+        /** Where cached images live. Env KILN_IMAGE_CACHE_DIR. */
+        cache_dir: z.string().default('image-cache'),
+        /** Hosts image URLs may name (exact names or .suffix); empty allows any http(s) host. */
+        allowed_hosts: StringList.default([]),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        /** trace, debug, info, warn, error, fatal. Env KILN_LOG_LEVEL. */
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // Unauthenticated is only for a host nobody else can reach.
+    if (c.api.auth === 'none' && !isLoopbackHost(c.api.host))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['api', 'auth'],
+        message: `is none, but api.host is ${c.api.host}, which others can reach: keep auth on (kiln token create) or listen on 127.0.0.1 only`,
+      });
+  });
 export type ConductorConfig = z.infer<typeof ConductorConfig>;
 
 /** localhost, 127.0.0.0/8, ::1 (with or without brackets). */

@@ -1,11 +1,13 @@
 // Starts a conductor: store, engine, API, periodic tasks; and stops it gracefully.
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { resolve } from 'node:path';
 import type Router from '@koa/router';
 import { buildConfigDrive } from '../shared/configdrive.ts';
 import { KilnError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { createApp } from './api/app.ts';
+import { createApp, createProvisioningApp } from './api/app.ts';
+import { type ApiTls, apiTls } from './api/tls.ts';
 import { RAMDISK_FILES } from './boot/http.ts';
 import {
   type BootServices,
@@ -19,16 +21,19 @@ import {
 import type { BootScriptInput } from './boot/ipxe/script.ts';
 import {
   apiBinding,
+  type Binding,
   bindProblem,
   bootAddresses,
   derivePublicUrl,
   type Problem,
+  provisioningBinding,
   runChecks,
 } from './checks.ts';
 import { type ConductorConfig, subnetConfig } from './config.ts';
 import { type BootUrls, createBootTargets } from './enroll/boot-target.ts';
 import { discoveryRouter, type EnrollmentSettings } from './enroll/discovery.ts';
 import { ImageCache } from './images/cache.ts';
+import { macKeys, rateLimit, sourceKey } from './limits/http.ts';
 import { NodeService } from './nodes/service.ts';
 import type { PowerDriverRegistry } from './power/driver.ts';
 import { createPowerRegistry } from './power/registry.ts';
@@ -39,14 +44,21 @@ import { createFakeWorkflow } from './provision/fake-workflow.ts';
 import type { Workflow } from './provision/workflow.ts';
 import { AgentClient } from './ramdisk/client.ts';
 import { createRamdiskRouter } from './ramdisk/ramdisk-api.ts';
+import type { SecretBox } from './secrets/box.ts';
+import { loadOrCreateKey } from './secrets/key.ts';
 import { openStore } from './store/open.ts';
+import { resealAll, sealStore } from './store/sealed.ts';
 import type { NodeRecord, Store } from './store/store.ts';
 
 export interface ConductorOverrides {
+  /** An undecorated store (its secrets are sealed under `secrets` all the same). */
   store?: Store;
+  /** The key that seals secrets at rest; by default loaded from (or made at) secrets.key_file. */
+  secrets?: SecretBox;
   power?: PowerDriverRegistry;
   /** Workflow per node; by default fake nodes get the fake workflow and real BMCs the agent one. */
   workflowFor?: (node: NodeRecord) => Workflow;
+  /** More routers on the provisioning listener (tests). */
   extraRouters?: (ctx: ConductorParts) => Router[];
 }
 
@@ -60,12 +72,18 @@ export interface ConductorParts {
 }
 
 export interface RunningConductor extends ConductorParts {
+  /** The operator API (https:// unless api.tls.mode is off). */
   url: string;
-  /** The API URL ramdisks are given (ipa-api-url, kernel and initramfs). */
+  /** The provisioning endpoints' URL ramdisks are given (ipa-api-url, kernel and initramfs). */
   publicUrl: string;
+  /** The operator API's certificate (PEM) and its SHA-256 fingerprint, when it speaks TLS. */
+  tls: { certPem: string; fingerprint256: string } | null;
   /** What the start-up checks found (each also logged as a warning). */
   problems: Problem[];
+  /** The operator API's server. */
   server: Server;
+  /** The provisioning endpoints' server. */
+  provisioningServer: Server;
   close(): Promise<void>;
 }
 
@@ -93,6 +111,12 @@ export function bootSettings(config: ConductorConfig): {
         },
         ipxeUserClasses: dhcp.ipxe_user_classes,
         ports: dhcp.ports,
+        rateLimit: {
+          perMacPerS: dhcp.rate_limit.per_mac_per_s,
+          burst: dhcp.rate_limit.burst,
+          newClientsPerS: dhcp.rate_limit.new_clients_per_s,
+          maxOfferedFraction: dhcp.rate_limit.max_offered_fraction,
+        },
       },
       tftp: {
         enabled: tftp.enabled,
@@ -115,7 +139,7 @@ export function bootSettings(config: ConductorConfig): {
 
 /** Every URL the conductor hands out, known before anything is served. */
 export interface ConductorUrls {
-  /** Where the API is reached from this host (what the CLI and tests call). */
+  /** Where the operator API is reached from this host (what the CLI and tests call). */
   url: string;
   /** The API URL ramdisks are given (ipa-api-url, kernel and initramfs); see derivePublicUrl. */
   publicUrl: string;
@@ -125,19 +149,28 @@ export interface ConductorUrls {
   netboot: NetbootUrls;
 }
 
-/** The URLs for an API listening on `port` (the bound port, also when api.port is 0). */
-export function conductorUrls(config: ConductorConfig, port: number, bootAddrs: string[]): ConductorUrls {
-  const host = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
-  const publicUrl = derivePublicUrl(config, port, bootAddrs);
+/**
+ * The URLs for the bound ports (also when a configured port is 0): the operator API on
+ * `apiPort`, the provisioning endpoints on `provisioningPort`.
+ */
+export function conductorUrls(
+  config: ConductorConfig,
+  ports: { api: number; provisioning: number },
+  bootAddrs: string[],
+): ConductorUrls {
+  const h = config.api.host === '0.0.0.0' || config.api.host === '::' ? '127.0.0.1' : config.api.host;
+  const host = h.includes(':') ? `[${h}]` : h;
+  const scheme = config.api.tls.mode === 'off' ? 'http' : 'https';
+  const publicUrl = derivePublicUrl(config, ports.provisioning, bootAddrs);
   return {
-    url: config.api.public_url ?? `http://${host}:${port}`,
+    url: (config.api.public_url ?? `${scheme}://${host}:${ports.api}`).replace(/\/$/, ''),
     publicUrl,
     ramdisk: {
       kernel: `${publicUrl}/boot/files/${RAMDISK_FILES.kernel}`,
       initrd: `${publicUrl}/boot/files/${RAMDISK_FILES.initrd}`,
       api: publicUrl,
     },
-    netboot: httpBootUrls(port),
+    netboot: httpBootUrls(ports.provisioning),
   };
 }
 
@@ -153,12 +186,15 @@ async function startupChecks(
 }
 
 /**
- * The API socket, bound before anything else starts, so that the port (also an ephemeral one)
- * is known when the URLs are made, and a conductor that cannot have its port touches nothing:
- * no store opened, no recovery run against another conductor's nodes. Requests that arrive
- * before the app is attached are answered 503.
+ * A listening socket, bound before anything else starts, so that the port (also an ephemeral
+ * one) is known when the URLs are made, and a conductor that cannot have its ports touches
+ * nothing: no store opened, no recovery run against another conductor's nodes. Requests that
+ * arrive before the app is attached are answered 503.
  */
-async function bindApi(config: ConductorConfig): Promise<{
+async function bind(
+  binding: Binding,
+  tls: ApiTls | null,
+): Promise<{
   server: Server;
   port: number;
   serve(handler: RequestListener): void;
@@ -168,18 +204,21 @@ async function bindApi(config: ConductorConfig): Promise<{
     res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
     res.end('the conductor is starting\n');
   };
-  const server = createServer((req, res) => handler(req, res));
+  const listener: RequestListener = (req, res) => handler(req, res);
+  const server: Server = tls
+    ? (createTlsServer({ cert: tls.certPem, key: tls.keyPem }, listener) as unknown as Server)
+    : createServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      const p = bindProblem(e.code ?? e.message, apiBinding(config));
+      const p = bindProblem(e.code ?? e.message, binding);
       reject(new KilnError('CONFLICT', `${p.message}; ${p.fix}`, { cause: e }));
     });
-    server.listen(config.api.port, config.api.host, () => resolve());
+    server.listen(binding.port, binding.host, () => resolve());
   });
   const addr = server.address();
   return {
     server,
-    port: typeof addr === 'object' && addr ? addr.port : config.api.port,
+    port: typeof addr === 'object' && addr ? addr.port : binding.port,
     serve: (h) => {
       handler = h;
     },
@@ -200,7 +239,12 @@ function createWorkflows(
   const agentClient = new AgentClient({ log: deps.log.child({ component: 'agent-client' }) });
   const agentWorkflow = createAgentWorkflow({
     clientFor: (node) => agentClient.forNode(node),
-    imageUrl: (image) => (deps.cache ? `${deps.publicUrl}/images/${image.uuid}` : image.url),
+    // Through the cache, a URL signed for this node and image, valid as long as the node may
+    // wait for its ramdisk: the cache endpoint is on the provisioning network.
+    imageUrl: (image, node) =>
+      deps.cache
+        ? deps.cache.signedUrl(deps.publicUrl, image.uuid, node.uuid, config.conductor.callback_timeout_s)
+        : image.url,
     fastTrack: config.conductor.fast_track,
     configDrive: (node) => {
       // The OpenStack config drive: hostname and identity, plus what the deploy request gave.
@@ -316,22 +360,41 @@ export async function startConductor(
 ): Promise<RunningConductor> {
   const boot = bootSettings(config);
   const { problems, bootAddrs } = await startupChecks(config, log);
-  const api = await bindApi(config);
-  const urls = conductorUrls(config, api.port, bootAddrs);
-
+  const tls = await apiTls(config, log);
+  const api = await bind(apiBinding(config), tls);
   // What was opened so far, closed again (last first) if the start fails: the process must be able to exit.
   const opened: (() => unknown)[] = [() => api.close()];
   const undo = async () => {
     for (const close of opened.reverse()) await close();
   };
+  const prov = await bind(provisioningBinding(config), null).catch(async (e) => {
+    await undo();
+    throw e;
+  });
+  opened.push(() => prov.close());
+  const urls = conductorUrls(config, { api: api.port, provisioning: prov.port }, bootAddrs);
+
   try {
-    const store = over.store ?? (await openStore(config.database.url));
-    if (!over.store) opened.push(() => store.close());
+    const box =
+      over.secrets ?? (await loadOrCreateKey(resolve(config.secrets.key_file), { env: process.env, log }));
+    const raw = over.store ?? (await openStore(config.database.url));
+    if (!over.store) opened.push(() => raw.close());
+    // Secrets written before sealing existed are sealed now, before anything reads them.
+    const resealed = await resealAll(raw, box);
+    if (resealed.changed) log.info({ ...resealed }, 'sealed plain-text secrets found in the database');
+    const store = sealStore(raw, box);
     const registry = over.power ? null : createPowerRegistry({ log });
     if (registry) opened.push(() => registry.close());
     const power = over.power ?? registry!;
     const cache = config.images.cache
-      ? new ImageCache({ store, dir: resolve(config.images.cache_dir), log })
+      ? new ImageCache({
+          store,
+          dir: resolve(config.images.cache_dir),
+          log,
+          allowedHosts: config.images.allowed_hosts,
+          // Derived from the secrets key: every conductor sharing the key accepts the same URLs.
+          signingKey: box.derive('image-urls'),
+        })
       : null;
     const engine = new ProvisionEngine({
       store,
@@ -367,7 +430,28 @@ export async function startConductor(
       log,
       bodyLimit: config.api.body_limit,
       publicUrl: config.api.public_url,
-      extraRouters: createRouters(parts, {
+      auth: config.api.auth === 'token',
+      imageAllowedHosts: config.images.allowed_hosts,
+    });
+    api.serve(app.callback());
+    const limit = config.provisioning.rate_limit;
+    const provisioningApp = createProvisioningApp({
+      log,
+      publicUrl: urls.publicUrl,
+      // A flood from one machine, or for one MAC, must not starve the others.
+      guards: [
+        rateLimit({
+          perSecond: limit.per_source_per_s,
+          burst: limit.burst,
+          key: sourceKey,
+          what: 'source address',
+        }),
+      ],
+      // Per MAC, once the body is read: the inspection call-back names its MACs there.
+      afterBody: [
+        rateLimit({ perSecond: limit.per_source_per_s, burst: limit.burst, key: macKeys, what: 'MAC' }),
+      ],
+      routers: createRouters(parts, {
         boot,
         targets,
         enrollment,
@@ -375,7 +459,7 @@ export async function startConductor(
         extra: over.extraRouters?.(parts) ?? [],
       }),
     });
-    api.serve(app.callback());
+    prov.serve(provisioningApp.callback());
 
     const bootServices: BootServices | null = boot.enabled
       ? await startBootServices(boot.services, {
@@ -390,6 +474,8 @@ export async function startConductor(
       {
         url: urls.url,
         public_url: urls.publicUrl,
+        auth: config.api.auth,
+        tls_fingerprint: tls?.fingerprint256 ?? null,
         db: store.kind,
         conductor: config.conductor.id,
         boot: config.boot.interfaces,
@@ -403,8 +489,10 @@ export async function startConductor(
       ...parts,
       url: urls.url,
       publicUrl: urls.publicUrl,
+      tls: tls ? { certPem: tls.certPem, fingerprint256: tls.fingerprint256 } : null,
       problems,
       server: api.server,
+      provisioningServer: prov.server,
       async close() {
         if (closed) return;
         closed = true;
@@ -413,6 +501,7 @@ export async function startConductor(
         httpLoaders?.release();
         await registry?.close();
         await api.close();
+        await prov.close();
         // Let running work reach its next committed state; whatever can't is failed by recover() on restart.
         await Promise.race([engine.drain(), new Promise((r) => setTimeout(r, 10_000))]);
         if (!over.store) await store.close();

@@ -16,9 +16,11 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { ApiClient } from '../cli/client.ts';
+import { ApiClient, type Connection } from '../cli/client.ts';
+import { createToken, hashToken } from '../conductor/auth/tokens.ts';
 import { loadConfig } from '../conductor/config.ts';
 import { type RunningConductor, startConductor } from '../conductor/server.ts';
 import { buildRamdisk, defaultAgentPath, defaultCacheDir } from '../ramdisk-build/index.ts';
@@ -65,6 +67,33 @@ class Clock {
 }
 
 /** A plain static file server on the bridge: the demo image's origin (the conductor caches it). */
+/**
+ * The lab's admin token (a file readable only by its owner) and how a second shell reaches the
+ * API with it: the token by file, never on a command line, and the self-signed certificate pinned.
+ */
+async function labAccess(
+  conductor: RunningConductor,
+  stateDir: string,
+): Promise<{ connection: Connection; env: string }> {
+  const file = join(stateDir, 'admin.token');
+  let token = await readFile(file, 'utf8').then(
+    (t) => t.trim(),
+    () => '',
+  );
+  if (!token || !(await conductor.store.tokens.getByHash(hashToken(token)))) {
+    await conductor.store.tokens.find('lab-admin').then((t) => t && conductor.store.tokens.delete(t.id));
+    token = (await createToken(conductor.store.tokens, { name: 'lab-admin', role: 'admin', expiresAt: null }))
+      .token;
+    await rm(file, { force: true });
+    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  const fp = conductor.tls?.fingerprint256;
+  return {
+    connection: { token, caFingerprint: fp },
+    env: `KILN_API=${conductor.url} KILN_TOKEN_FILE=${file}${fp ? ` KILN_CA_FINGERPRINT=${fp}` : ''} kiln node list`,
+  };
+}
+
 async function serveFile(
   path: string,
   host: string,
@@ -242,8 +271,14 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
     const config = loadConfig({
       env: {},
       flags: {
-        'api.host': net.hostIp,
+        // The operator API on loopback with TLS and tokens, as in production; only the
+        // provisioning endpoints face the lab's machines.
+        'api.host': '127.0.0.1',
         'api.port': apiPort,
+        'api.tls.dir': join(stateDir, 'tls'),
+        'provisioning.host': net.hostIp,
+        'provisioning.port': apiPort + 100,
+        'secrets.key_file': join(stateDir, 'kiln-secrets.key'),
         'database.url': `sqlite:${join(stateDir, 'kiln.db')}`,
         'conductor.id': 'lab',
         'conductor.power_sync_interval_s': 30,
@@ -263,7 +298,8 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
       },
     });
     conductor = await startConductor(config, flog);
-    const api = new ApiClient(conductor.url, 'lab');
+    const access = await labAccess(conductor, stateDir);
+    const api = new ApiClient(conductor.url, access.connection, 'lab');
     const served = await serveFile(demo.path, net.hostIp, opts.faultRun ? 1024 * 1024 : undefined);
     origin = served.server;
     await api.call('POST', '/v1/images', {
@@ -273,6 +309,7 @@ export async function runLabFlow(opts: LabFlowOptions, log?: Logger): Promise<La
       size: demo.size,
     });
     say(`conductor ${conductor.url}; demo image ${demo.size} bytes, sha256 ${demo.sha256.slice(0, 16)}…`);
+    say(`drive it from another shell: ${access.env}`);
 
     const runOne = async (m: LabMachine) => {
       const t = new Clock();

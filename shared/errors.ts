@@ -26,7 +26,15 @@ export type ErrorCode =
   | 'INTERNAL';
 
 /** CLI exit codes, shared by every command: scripts branch on them. */
-export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5, denied: 6 } as const;
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  notFound: 3,
+  conflict: 4,
+  unreachable: 5,
+  denied: 6,
+} as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /**

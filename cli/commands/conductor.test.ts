@@ -26,7 +26,13 @@ function run(args: string[], opts: { preload?: string } = {}): Run {
     ['--import', TSX, ...(opts.preload ? ['--import', opts.preload] : []), MAIN, 'conductor', ...args],
     {
       cwd: dir,
-      env: { ...process.env, KILN_POWER_SYNC_INTERVAL_S: '0', KILN_CONFIG: '' },
+      env: {
+        ...process.env,
+        KILN_POWER_SYNC_INTERVAL_S: '0',
+        KILN_CONFIG: '',
+        KILN_PROVISIONING_HOST: '127.0.0.1',
+        KILN_PROVISIONING_PORT: '0',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -139,7 +145,9 @@ describe('kiln conductor', () => {
           : 'Promise.reject(new Error("boom from nowhere"))';
       const preload = `data:text/javascript,process.on("SIGUSR2",()=>{${fault}})`;
       const r = run(['--host', '127.0.0.1', '--port', '0', '--db', ':memory:'], { preload });
-      await until(() => /listening on/.test(r.err()));
+      await until(() =>
+        /operator API https:\/\/127\.0\.0\.1:\d+ \(certificate [0-9A-F:]{95}\)/.test(r.err()),
+      );
       r.proc.kill('SIGUSR2');
       assert.equal(await r.exit, 1);
       const fatal = r

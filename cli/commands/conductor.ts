@@ -11,7 +11,9 @@ import { createLogger, type Logger } from '../../shared/log.ts';
 const FLAGS = {
   host: ['--host', 'api.host'],
   port: ['--port', 'api.port'],
-  publicUrl: ['--public-url', 'api.public_url'],
+  provisioningHost: ['--provisioning-host', 'provisioning.host'],
+  provisioningPort: ['--provisioning-port', 'provisioning.port'],
+  publicUrl: ['--public-url', 'provisioning.public_url'],
   db: ['--db', 'database.url'],
   id: ['--id', 'conductor.id'],
   logLevel: ['--log-level', 'log.level'],
@@ -43,9 +45,11 @@ export function registerConductorCommand(program: Command): void {
       'run the conductor: REST API, provisioning engine, power sync, boot services (config: file < KILN_* env < flags)',
     )
     .option('-c, --config <file>', 'YAML or JSON config file (also KILN_CONFIG)')
-    .option('--host <addr>', 'API listen address (api.host)')
-    .option('--port <port>', 'API port (api.port)')
-    .option('--public-url <url>', 'URL ramdisks use to reach this API (api.public_url)')
+    .option('--host <addr>', 'operator API listen address (api.host)')
+    .option('--port <port>', 'operator API port (api.port)')
+    .option('--provisioning-host <addr>', 'listen address for ramdisks and netboot (provisioning.host)')
+    .option('--provisioning-port <port>', 'port for ramdisks and netboot (provisioning.port)')
+    .option('--public-url <url>', 'URL ramdisks use to reach this conductor (provisioning.public_url)')
     .option('--db <url>', 'sqlite:PATH, :memory: or postgres://… (database.url)')
     .option('--id <name>', 'conductor id used in node reservations (conductor.id)')
     .option('--log-level <level>', 'log.level')
@@ -77,7 +81,9 @@ export function registerConductorCommand(program: Command): void {
       // Logged as JSON already; said again here for whoever watches the terminal.
       if (c.problems.length)
         process.stderr.write(formatProblems(c.problems).replace(/^problem/gm, 'warning'));
-      process.stderr.write(`kiln conductor listening on ${c.url} (database ${config.database.url})\n`);
+      process.stderr.write(
+        `kiln conductor: operator API ${c.url}${c.tls ? ` (certificate ${c.tls.fingerprint256})` : ''}, ramdisks ${c.publicUrl} (database ${config.database.url})\n`,
+      );
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {

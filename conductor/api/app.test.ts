@@ -1,4 +1,4 @@
-// Each route group of the conductor's one port answers errors in its own wire's shape.
+// Each route group answers errors in its own wire's shape; each listener serves its own routes.
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -7,39 +7,55 @@ import { silentLogger } from '../../shared/log.ts';
 import { createBootRouter } from '../boot/http.ts';
 import { createRamdiskRouter } from '../ramdisk/ramdisk-api.ts';
 import type { Store } from '../store/store.ts';
-import { type ApiDeps, createApp } from './app.ts';
+import { type ApiDeps, createApp, createProvisioningApp } from './app.ts';
 
-let server: ReturnType<Koa['listen']>;
+let servers: ReturnType<Koa['listen']>[] = [];
 let base = '';
+let operator = '';
+
+async function listen(app: Koa): Promise<string> {
+  const server = app.listen(0, '127.0.0.1');
+  servers.push(server);
+  await new Promise((ok) => server.once('listening', ok));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
 
 before(async () => {
   const store = {} as Store;
-  const app = createApp({
-    store,
-    nodes: {} as ApiDeps['nodes'],
-    engine: {} as ApiDeps['engine'],
-    log: silentLogger(),
-    bodyLimit: 64,
-    extraRouters: [
-      createRamdiskRouter({ store, log: silentLogger(), fastTrack: false }),
-      createBootRouter({
-        filesDir: '/nonexistent',
-        log: silentLogger(),
-        lookup: async () => {
-          throw new Error('store unreachable');
-        },
-      }),
-    ],
-  });
-  server = app.listen(0, '127.0.0.1');
-  await new Promise((ok) => server.once('listening', ok));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listen(
+    createProvisioningApp({
+      log: silentLogger(),
+      routers: [
+        createRamdiskRouter({ store, log: silentLogger(), fastTrack: false }),
+        createBootRouter({
+          filesDir: '/nonexistent',
+          log: silentLogger(),
+          lookup: async () => {
+            throw new Error('store unreachable');
+          },
+        }),
+      ],
+    }),
+  );
+  operator = await listen(
+    createApp({
+      store,
+      nodes: {} as ApiDeps['nodes'],
+      engine: {} as ApiDeps['engine'],
+      log: silentLogger(),
+      bodyLimit: 64,
+      auth: false,
+    }),
+  );
 });
-after(() => server.close());
+after(() => {
+  for (const s of servers) s.close();
+  servers = [];
+});
 
 const json = { 'content-type': 'application/json', 'X-OpenStack-Ironic-API-Version': '1.68' };
 
-describe('one error path per wire on one port', () => {
+describe('one error path per wire', () => {
   test('a heartbeat with a bad body answers in Ironic’s shape, not Kiln’s (was {error:{…}})', async () => {
     const bad = await fetch(`${base}/v1/heartbeat/n1`, { method: 'POST', headers: json, body: '{nope' });
     assert.equal(bad.status, 400);
@@ -69,11 +85,30 @@ describe('one error path per wire on one port', () => {
     const file = await fetch(`${base}/boot/files/kernel`);
     assert.equal(file.status, 404);
     assert.match(await file.text(), /^no ramdisk in \/nonexistent/);
-    const rest = await fetch(`${base}/v1/nodes`, { method: 'POST', headers: json, body: 'x'.repeat(100) });
+    const rest = await fetch(`${operator}/v1/nodes`, {
+      method: 'POST',
+      headers: json,
+      body: 'x'.repeat(100),
+    });
     assert.equal(rest.status, 413);
     assert.equal(((await rest.json()) as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
     const none = await fetch(`${base}/nowhere`);
     assert.equal(none.status, 404);
     assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+  });
+});
+
+describe('two listeners, each with its own routes', () => {
+  test('the provisioning endpoints serve no operator route', async () => {
+    const res = await fetch(`${base}/v1/nodes`, { method: 'POST', headers: json, body: '{}' });
+    assert.equal(res.status, 404);
+    for (const path of ['/v1/nodes', '/v1/tokens', '/v1/openapi.json'])
+      assert.equal((await fetch(`${base}${path}`)).status, 404, path);
+    // Version discovery is on both: an agent negotiates its microversion there.
+    assert.equal((await fetch(`${base}/`)).status, 200);
+  });
+  test('the operator API serves no ramdisk route', async () => {
+    assert.equal((await fetch(`${operator}/v1/lookup?addresses=52:54:00:00:00:01`)).status, 404);
+    assert.equal((await fetch(`${operator}/boot/ipxe?mac=52:54:00:00:00:01`)).status, 404);
   });
 });

@@ -5,6 +5,7 @@ import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { principalOf } from '../auth/middleware.ts';
 
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -88,8 +89,7 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown, what: stri
   );
 }
 
-/** Who is asking, for the event log. The API has no users yet; clients may name themselves. */
+/** Who is asking, for the event log: the name of the API token the request carried. */
 export function actorOf(ctx: Context): string {
-  const who = ctx.get('x-kiln-actor');
-  return who && /^[\w.@:-]{1,64}$/.test(who) ? who : 'api';
+  return principalOf(ctx)?.name ?? 'api';
 }

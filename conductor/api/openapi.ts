@@ -44,6 +44,14 @@ const errors = {
     description: 'Conflict: locked node, illegal transition or duplicate',
     content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
   },
+  '401': {
+    description: 'No API token, or one unknown, revoked or expired',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
+  '403': {
+    description: "The token's role does not allow this (reader < operator < admin)",
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
 };
 
 const json = (ref: string) => ({
@@ -81,8 +89,10 @@ export function openApiDocument(version: string) {
     info: {
       title: 'Kiln conductor API',
       version,
-      description: 'Bare-metal provisioning: nodes, ports, images, provision and power actions.',
+      description:
+        'Bare-metal provisioning: nodes, ports, images, provision and power actions. Every path but / and /v1 needs a bearer API token; reads need the reader role, changes operator, /v1/tokens admin.',
     },
+    security: [{ bearer: [] }],
     paths: {
       '/v1/nodes': {
         get: {
@@ -183,8 +193,44 @@ export function openApiDocument(version: string) {
         get: { summary: 'Show an image', responses: { '200': ok('The image'), ...errors } },
         delete: { summary: 'Remove an image', responses: { '204': { description: 'Deleted' }, ...errors } },
       },
+      '/v1/tokens': {
+        get: {
+          summary: 'List API tokens (admin; never their secrets)',
+          responses: { '200': ok('Tokens'), ...errors },
+        },
+        post: {
+          summary: 'Create an API token (admin); the answer holds its secret, shown only this once',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['name', 'role'],
+                  properties: {
+                    name: { type: 'string' },
+                    role: { enum: ['admin', 'operator', 'reader'] },
+                    expires: { type: 'string', description: 'A duration (30d, 12h) or an ISO time' },
+                  },
+                },
+              },
+            },
+          },
+          responses: { '201': ok('The token, with its secret'), ...errors },
+        },
+      },
+      '/v1/tokens/{ident}': {
+        parameters: [{ name: 'ident', in: 'path', required: true, schema: { type: 'string' } }],
+        delete: {
+          summary: 'Revoke a token (by id or name)',
+          responses: { '204': { description: 'Revoked' }, ...errors },
+        },
+      },
     },
     components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API token (kiln token create)' },
+      },
       schemas: {
         Error: ErrorSchema,
         Node: NodeSchema,
