@@ -2,7 +2,7 @@
 // (dist/agent.mjs) against a conductor process serving the real lookup/heartbeat router on
 // SQLite, and the conductor's real agent client driving the agent's command API.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -442,13 +442,16 @@ describe('agent ⇄ conductor protocol (real processes)', { timeout: 120_000 }, 
     const uuid = randomUUID();
     const mac = testMac(900);
     await c.createNode({ uuid, provision_state: 'deploying', macs: [mac] });
-    // No --advertise-host: the callback address comes from `ip route get <api host>`.
+    // No --advertise-host: the callback address comes from `ip route get <api host>`, and the
+    // auto-TLS certificate (on by default) is made for it.
     const a = startAgent(procs, {
       bundle: lone,
       cwd: join(lone, '..'),
       args: ['--api-url', c.url, '--mac', mac, '--listen-host', '127.0.0.1', '--listen-port', '0'],
     });
-    assert.match(await agentUrl(c, uuid), /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(await agentUrl(c, uuid), /^https:\/\/127\.0\.0\.1:\d+$/);
+    const ca = (await c.node(uuid)).driver_internal_info.agent_verify_ca as string;
+    assert.equal(new X509Certificate(ca).checkIP('127.0.0.1'), '127.0.0.1');
     await stop(a.proc);
 
     // A node the conductor doesn't know: lookup gives up after ipa-lookup-timeout and exits 1.
