@@ -1,7 +1,12 @@
 // The conductor side of the ramdisk protocol: `GET /v1/lookup` and `POST /v1/heartbeat/{node}`,
 // answering exactly as Ironic 21.4.4 does so that a stock ironic-python-agent works against Kiln:
-// the microversion gates, the 400/404/409 rules and their order, one token per boot (the real one
-// once, "******" afterwards), and Ironic's error body {"error_message": "<json string>"}.
+// the microversion gates, the 400/404/409 rules, one token per boot (the real one once, "******"
+// afterwards), and Ironic's error body {"error_message": "<json string>"}.
+// Stricter than Ironic, because anyone on the provisioning network can call these: lookup only by
+// registered MACs (a UUID alone only for a pregenerated token), in fast-track states only while a
+// ramdisk the conductor booted runs; a second lookup for one boot is a security event that fails
+// work in flight; a heartbeat's token is checked (in constant time) before anything that depends
+// on the node, and its callback_url must name the address it came from.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
