@@ -245,7 +245,7 @@ describe('the agent command API under attack (real agent process)', { timeout: 1
     await stop(agent.proc);
   });
 
-  test('a 200 MB body without a token, or with a wrong one, is answered 401 quickly and never buffered', async () => {
+  test('a 200 MB body without a token, or with a wrong one, is answered 401 quickly and never buffered', async (t) => {
     const { agent, port } = await standalone({ KILN_AGENT_TOKEN: token });
     const pid = agent.proc.pid!;
     await post(port, `?agent_token=${token}`, { json: { name: 'standby.sync', params: {} } }); // warm up
@@ -258,9 +258,11 @@ describe('the agent command API under attack (real agent process)', { timeout: 1
         assert.equal(r.headers.connection, 'close');
         assert.ok(r.ms < 5000, `answered in ${r.ms} ms`);
         assert.ok(r.sent < 100 * MiB, `the connection was closed, not drained (${r.sent} bytes sent)`);
+        t.diagnostic(`${q} chunked=${chunked}: 401 after ${r.ms} ms, ${r.sent} bytes sent`);
       }
     }
     const grown = rssKiB(pid) - baseline;
+    t.diagnostic(`agent VmRSS ${baseline} KiB before, ${baseline + grown} KiB after`);
     assert.ok(grown < 30 * 1024, `agent RSS grew by ${grown} KiB (baseline ${baseline} KiB)`);
     assert.deepEqual(
       (await commands(port, token)).map((c) => (c as { command_name: string }).command_name),
@@ -353,6 +355,10 @@ describe('the agent command API under attack (real agent process)', { timeout: 1
       const r = await post(port, q, { json: ERASE, tls: true });
       assert.deepEqual([r.status, r.body], [401, UNAUTHORIZED], q);
     }
+    // Over TLS too, a big unauthenticated body is answered and dropped, not read.
+    const big = await post(port, '?wait=true', { total: 200 * MiB, tls: true });
+    assert.deepEqual([big.status, big.body, big.headers.connection], [401, UNAUTHORIZED, 'close']);
+    assert.ok(big.sent < 100 * MiB, `not drained (${big.sent} bytes sent)`);
     assert.deepEqual(await commands(port, '', true), []);
     assert.equal(await diskDigest(), diskHash);
   });
