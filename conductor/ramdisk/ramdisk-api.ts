@@ -203,12 +203,20 @@ export function agentNodeView(node: NodeRecord, baseUrl: string): Record<string,
   };
 }
 
-/** Equal secrets, compared in constant time (digests first, so lengths don't leak either). */
-export function sameSecret(a: unknown, b: unknown): boolean {
-  if (typeof a !== 'string' || typeof b !== 'string' || a === '' || b === '') return false;
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
-  return timingSafeEqual(da, db);
+/**
+ * Equal secrets, compared in constant time: digests first, so lengths don't leak either, and the
+ * same work when there is nothing to compare with (an unknown node, no token on record), so the
+ * time taken doesn't tell those apart from a wrong token.
+ */
+export function sameSecret(given: unknown, expected: unknown): boolean {
+  const usable = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  const dg = createHash('sha256')
+    .update(usable(given) ? given : '')
+    .digest();
+  const de = createHash('sha256')
+    .update(usable(expected) ? expected : '\0')
+    .digest();
+  return timingSafeEqual(dg, de) && usable(given) && usable(expected);
 }
 
 /** An address as the socket gives it, with IPv4-mapped IPv6 (::ffff:a.b.c.d) as plain IPv4. */
