@@ -87,6 +87,11 @@ describe('no secret reaches argv, logs, API output or the database file', () => 
       { 'enrollment.bmc_username': 'root', 'enrollment.bmc_password': S.enrollPassword },
     );
 
+    assert.equal(
+      c.config.enrollment.bmc_password,
+      S.enrollPassword,
+      'the conductor holds the enrollment password',
+    );
     const node = await call(
       'create node',
       'POST',
@@ -256,6 +261,15 @@ describe('no secret reaches argv, logs, API output or the database file', () => 
       ['API token', apiToken],
     ] as const)
       assert.ok(!onDisk(bytes, s), `${what} in plain text in the SQLite file or its WAL`);
+    // A second, unsealed connection to the same file sees each of them in the sealed form.
+    const raw = await openSqliteStore(dbPath);
+    try {
+      const row = await raw.nodes.get(nodeUuid);
+      assert.match(String(row?.bmc_password), /^kiln:v1:/);
+      assert.match(String(row?.driver_internal_info.agent_secret_token), /^kiln:v1:/);
+    } finally {
+      await raw.close();
+    }
     const n = await c.store.nodes.get(nodeUuid);
     assert.equal(n?.bmc_password, S.bmcPassword);
     assert.equal(n?.driver_internal_info.agent_secret_token, S.agentToken);
