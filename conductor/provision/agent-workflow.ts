@@ -11,6 +11,7 @@ import {
   nodeDiskLabel,
   type Step,
 } from '../../shared/wire/ipa.ts';
+import { secureNode } from '../nodes/agent-view.ts';
 import { addInventoryPorts, portsFromInventory, propertiesFromInventory } from '../nodes/from-inventory.ts';
 import { nodeLabel } from '../nodes/service.ts';
 import type { ImageRecord, NodeRecord, PortRecord } from '../store/store.ts';
@@ -76,10 +77,9 @@ function agentAlive(node: NodeRecord, timeoutS: number): boolean {
 }
 
 /** The node as the agent sees it in command params: Ironic sends node.as_dict(secure=True). */
+/** The node commands carry: Ironic's secure view (the config drive goes as its own argument). */
 function nodeForAgent(node: NodeRecord): Record<string, unknown> {
-  const { bmc_password: _p, driver_internal_info, ...rest } = node;
-  const { agent_secret_token: _t, ...dii } = driver_internal_info;
-  return { ...rest, driver_internal_info: dii };
+  return secureNode(node);
 }
 
 /**

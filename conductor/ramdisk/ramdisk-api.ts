@@ -147,61 +147,9 @@ export function newAgentToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/**
- * Keys whose values are secrets, matched anywhere in the key as Ironic's mask_dict_password does,
- * plus what a Kiln node carries that is as sensitive: user data and SSH keys (config drives), and
- * signed or credentialled image links.
- */
-const SECRET_KEY =
-  /(pass|secret|token|configdrive|config_drive|image_url|private_key|credential|encryption_key|auth|user_data|public_keys|ssh_key|signature)/i;
+import { agentNodeView } from '../nodes/agent-view.ts';
 
-/** A string that is a URL carrying credentials (user:password, or a token/signature/key parameter). */
-function maskStringValue(v: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return v;
-  const masked = maskUrl(v);
-  return masked === '<invalid URL>' ? MASKED : masked === new URL(v).toString() ? v : masked;
-}
-
-/**
- * Mask secret-looking values the way Ironic's node sanitising (as_dict(secure=True)) does: a
- * value under a secret-named key becomes "******", and a URL anywhere keeps its origin and path
- * but loses its credentials.
- */
-export function maskSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(maskSecrets);
-  if (typeof value === 'string') return maskStringValue(value);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined && v !== '' ? MASKED : maskSecrets(v);
-  }
-  return out;
-}
-
-/**
- * The node as an agent is shown it (lookup's `node`): Ironic's secure view. The agent gets its
- * token in `config.agent_token` once and its image and config drive in the deploy step's
- * arguments; nothing here repeats a secret.
- */
-export function agentNodeView(node: NodeRecord, baseUrl: string): Record<string, unknown> {
-  const { image_url: _u, configdrive: _c, ...instance } = node.instance_info;
-  const instanceInfo = maskSecrets(instance) as Record<string, unknown>;
-  if (node.instance_info.image_url !== undefined) instanceInfo.image_url = MASKED;
-  if (node.instance_info.configdrive !== undefined) instanceInfo.configdrive = MASKED;
-  const { agent_secret_token: token, ...internal } = node.driver_internal_info;
-  const internalInfo = maskSecrets(internal) as Record<string, unknown>;
-  if (token !== undefined) internalInfo.agent_secret_token = MASKED;
-  return {
-    uuid: node.uuid,
-    properties: maskSecrets(node.properties),
-    instance_info: instanceInfo,
-    driver_internal_info: internalInfo,
-    links: [
-      { href: `${baseUrl}/v1/nodes/${node.uuid}`, rel: 'self' },
-      { href: `${baseUrl}/nodes/${node.uuid}`, rel: 'bookmark' },
-    ],
-  };
-}
+export { agentNodeView, maskSecrets } from '../nodes/agent-view.ts';
 
 /**
  * Equal secrets, compared in constant time: digests first, so lengths don't leak either, and the
@@ -565,6 +513,12 @@ export function createRamdiskRouter(deps: RamdiskApiDeps): Router {
           'An issue with the supplied "callback_url" has been detected.',
         );
       }
+      // A certificate is only worth pinning on a TLS call-back; plain HTTP beside one is a downgrade.
+      if (b.agent_verify_ca && callback.protocol !== 'https:')
+        throw new KilnError(
+          'VALIDATION_FAILED',
+          'The "callback_url" must be https when "agent_verify_ca" is sent.',
+        );
       const ident = ctx.params.node!;
       if (b.agent_token == null) {
         log.error({ node: ident }, 'heartbeat without an agent token');

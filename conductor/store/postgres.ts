@@ -503,6 +503,14 @@ function imageStore(pool: pg.Pool): ImageStore {
       return (await pool.query('SELECT * FROM images ORDER BY name')).rows.map(imageFromRow);
     },
 
+    async setUrl(uuid, url) {
+      const { rowCount } = await pool.query('UPDATE images SET url = $1 WHERE uuid = $2', [url, uuid]);
+      if (rowCount === 0)
+        throw new KilnError('NOT_FOUND', `image ${uuid} not found; list images with 'kiln image list'`, {
+          details: { image: uuid },
+        });
+    },
+
     async delete(uuid) {
       const { rowCount } = await pool.query('DELETE FROM images WHERE uuid = $1', [uuid]);
       if (rowCount === 0) {

@@ -3,7 +3,10 @@
 // callers keep seeing plain values. What is sealed:
 //   - bmc_password;
 //   - every string under a secret-named key in driver_internal_info (agent_secret_token, and any
-//     *password*, *secret*, *token*, *credential*, *private_key* the code adds there later).
+//     *password*, *secret*, *token*, *credential*, *private_key* the code adds there later);
+//   - in instance_info, the tenant's config drive (user_data, SSH keys, meta_data) and image URLs
+//     (which may carry credentials), besides secret-named keys;
+//   - an image's origin URL (it may carry credentials; only the cache reads it).
 // The agent token cannot be hashed like an API token: the conductor has to present it to the
 // agent on every command (IPA's agent_token), so it must be recoverable, hence encrypted.
 //
@@ -12,20 +15,26 @@
 import { isKilnError, KilnError } from '../../shared/errors.ts';
 import { isSealed, type SecretBox, sealedKeyId } from '../secrets/box.ts';
 import { label } from './common.ts';
-import type { NewNode, NodePatch, NodeRecord, NodeStore, Store } from './store.ts';
+import type { ImageStore, NewNode, NodePatch, NodeRecord, NodeStore, Store } from './store.ts';
 
 /** Keys in driver_internal_info whose string values are secrets. */
 export const SECRET_KEY = /(password|passphrase|secret|token|credential|private_key|encryption_key)/i;
 
+/** Keys in instance_info whose values (every string beneath them) are the tenant's secrets. */
+export const INSTANCE_SECRET_KEY = new RegExp(
+  `${SECRET_KEY.source}|^(configdrive|image_url|image_source|user_data)$`,
+  'i',
+);
+
 type Json = unknown;
 
 /** Seal every string under a secret-named key, at any depth; everything else as it is. */
-function sealTree(v: Json, box: SecretBox, secret = false): Json {
+function sealTree(v: Json, box: SecretBox, secret = false, key: RegExp = SECRET_KEY): Json {
   if (typeof v === 'string') return secret ? box.seal(v) : v;
-  if (Array.isArray(v)) return v.map((x) => sealTree(x, box, secret));
+  if (Array.isArray(v)) return v.map((x) => sealTree(x, box, secret, key));
   if (typeof v !== 'object' || v === null) return v;
   const out: Record<string, Json> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = sealTree(x, box, secret || SECRET_KEY.test(k));
+  for (const [k, x] of Object.entries(v)) out[k] = sealTree(x, box, secret || key.test(k), key);
   return out;
 }
 
@@ -44,6 +53,12 @@ function sealPatch<P extends NodePatch | NewNode>(patch: P, box: SecretBox): P {
   if (typeof out.bmc_password === 'string') out.bmc_password = box.seal(out.bmc_password);
   if (out.driver_internal_info != null) {
     out.driver_internal_info = sealTree(out.driver_internal_info, box) as Record<string, unknown>;
+  }
+  if (out.instance_info != null) {
+    out.instance_info = sealTree(out.instance_info, box, false, INSTANCE_SECRET_KEY) as Record<
+      string,
+      unknown
+    >;
   }
   return out;
 }
@@ -69,6 +84,33 @@ function openNode(node: NodeRecord, box: SecretBox): NodeRecord {
     ...node,
     bmc_password: isSealed(node.bmc_password) ? open(node.bmc_password) : node.bmc_password,
     driver_internal_info: openTree(node.driver_internal_info, open) as Record<string, unknown>,
+    instance_info: openTree(node.instance_info, open) as Record<string, unknown>,
+  };
+}
+
+function sealedImages(images: ImageStore, box: SecretBox): ImageStore {
+  const open = <I extends { url: string; name: string }>(img: I): I => {
+    if (!isSealed(img.url)) return img;
+    try {
+      return { ...img, url: box.open(img.url) };
+    } catch (e) {
+      if (!isKilnError(e)) throw e;
+      throw new KilnError(e.code, `image ${img.name}: ${e.message}`, { cause: e, details: e.details });
+    }
+  };
+  return {
+    create: async (img) => open(await images.create({ ...img, url: box.seal(img.url) })),
+    get: async (uuid) => {
+      const img = await images.get(uuid);
+      return img ? open(img) : undefined;
+    },
+    getByName: async (name) => {
+      const img = await images.getByName(name);
+      return img ? open(img) : undefined;
+    },
+    list: async () => (await images.list()).map(open),
+    setUrl: (uuid, url) => images.setUrl(uuid, box.seal(url)),
+    delete: (uuid) => images.delete(uuid),
   };
 }
 
@@ -97,7 +139,7 @@ export function sealStore(store: Store, box: SecretBox): Store {
     kind: store.kind,
     nodes: sealedNodes(store.nodes, box),
     ports: store.ports,
-    images: store.images,
+    images: sealedImages(store.images, box),
     events: store.events,
     tokens: store.tokens,
     close: () => store.close(),
@@ -118,7 +160,7 @@ export interface ResealReport {
 const PAGE = 500;
 
 /**
- * Seal every node secret in `raw` (the undecorated store) under `box`: plain-text values (from
+ * Seal every node secret and image URL in `raw` (the undecorated store) under `box`: plain-text values (from
  * before sealing existed) and values sealed under one of the `from` keys (key rotation). Values
  * already under `box` are left alone, so this is idempotent: an interrupted run is finished by
  * running it again. Every value is opened before anything is written, so a value sealed under a
@@ -160,14 +202,43 @@ export async function resealAll(
       }
       const dii = resealTree(node.driver_internal_info, fix, reseal) as Record<string, unknown>;
       if (JSON.stringify(dii) !== JSON.stringify(node.driver_internal_info)) patch.driver_internal_info = dii;
+      const ii = resealTree(node.instance_info, fix, reseal, false, INSTANCE_SECRET_KEY) as Record<
+        string,
+        unknown
+      >;
+      if (JSON.stringify(ii) !== JSON.stringify(node.instance_info)) patch.instance_info = ii;
       if (Object.keys(patch).length > 0) plan.push({ uuid: node.uuid, patch });
     }
     if (page.length < PAGE) break;
     marker = page[page.length - 1]!.uuid;
   }
 
+  // Image URLs, opened (every one) before anything is written, like the nodes'.
+  const urls: { uuid: string; url: string }[] = [];
+  for (const img of await raw.images.list()) {
+    let url = img.url;
+    if (!isSealed(url)) {
+      report.sealedPlain++;
+      url = box.seal(url);
+    } else if (sealedKeyId(url) !== box.keyId) {
+      const from = keys.get(sealedKeyId(url)!) ?? box;
+      try {
+        url = box.seal(from.open(url));
+      } catch (e) {
+        if (!isKilnError(e)) throw e;
+        throw new KilnError(e.code, `image ${img.name}: ${e.message}`, { cause: e, details: e.details });
+      }
+      report.resealed++;
+    }
+    if (url !== img.url) urls.push({ uuid: img.uuid, url });
+  }
+
   for (const { uuid, patch } of plan) {
     await raw.nodes.update(uuid, patch);
+    report.changed++;
+  }
+  for (const { uuid, url } of urls) {
+    await raw.images.setUrl(uuid, url);
     report.changed++;
   }
   return report;
@@ -179,11 +250,12 @@ function resealTree(
   plain: (s: string) => string,
   sealed: (s: string) => string,
   secret = false,
+  key: RegExp = SECRET_KEY,
 ): Json {
   if (typeof v === 'string') return isSealed(v) ? sealed(v) : secret ? plain(v) : v;
-  if (Array.isArray(v)) return v.map((x) => resealTree(x, plain, sealed, secret));
+  if (Array.isArray(v)) return v.map((x) => resealTree(x, plain, sealed, secret, key));
   if (typeof v !== 'object' || v === null) return v;
   const out: Record<string, Json> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = resealTree(x, plain, sealed, secret || SECRET_KEY.test(k));
+  for (const [k, x] of Object.entries(v)) out[k] = resealTree(x, plain, sealed, secret || key.test(k), key);
   return out;
 }

@@ -466,6 +466,13 @@ function imageStore(db: Db): ImageStore {
       return (db.prepare('SELECT * FROM images ORDER BY name').all() as Row[]).map(imageFromRow);
     },
 
+    async setUrl(uuid, url) {
+      if (db.prepare('UPDATE images SET url = ? WHERE uuid = ?').run(url, uuid).changes === 0)
+        throw new KilnError('NOT_FOUND', `image ${uuid} not found; list images with 'kiln image list'`, {
+          details: { image: uuid },
+        });
+    },
+
     async delete(uuid) {
       if (db.prepare('DELETE FROM images WHERE uuid = ?').run(uuid).changes === 0) {
         throw new KilnError('NOT_FOUND', `image ${uuid} not found; list images with 'kiln image list'`, {

@@ -139,6 +139,8 @@ export interface ImageStore {
   get(uuid: string): Promise<ImageRecord | undefined>;
   getByName(name: string): Promise<ImageRecord | undefined>;
   list(): Promise<ImageRecord[]>;
+  /** Replace the URL as stored (re-sealing it under a new key); the image is otherwise immutable. */
+  setUrl(uuid: string, url: string): Promise<void>;
   delete(uuid: string): Promise<void>;
 }
 
