@@ -302,6 +302,7 @@ function createRouters(
       heartbeatTimeoutS: config.conductor.heartbeat_timeout_s,
       lockHolder: `${config.conductor.id}:ramdisk`,
       heartbeats: engine,
+      callbackHost: config.provisioning.callback_host,
     }),
     discoveryRouter({
       store,
@@ -432,6 +433,7 @@ export async function startConductor(
       publicUrl: config.api.public_url,
       auth: config.api.auth === 'token',
       imageAllowedHosts: config.images.allowed_hosts,
+      enrollment,
     });
     api.serve(app.callback());
     const limit = config.provisioning.rate_limit;

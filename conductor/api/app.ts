@@ -5,6 +5,7 @@ import Koa, { type Middleware } from 'koa';
 import type { Logger } from '../../shared/log.ts';
 import { KILN_VERSION } from '../../shared/version.ts';
 import { authenticate } from '../auth/middleware.ts';
+import type { EnrollmentSettings } from '../enroll/discovery.ts';
 import type { NodeService } from '../nodes/service.ts';
 import type { ProvisionEngine } from '../provision/engine.ts';
 import type { Store } from '../store/store.ts';
@@ -24,6 +25,8 @@ export interface ApiDeps extends ImagesRouterDeps {
   log: Logger;
   bodyLimit?: number;
   publicUrl?: string;
+  /** What discovery withholds and `POST /v1/nodes/{node}/bmc/approve` applies. */
+  enrollment?: EnrollmentSettings;
   /** Check API tokens (the default); false only where the config allows it (loopback). */
   auth?: boolean;
   /** More routers on the operator API (tests). */

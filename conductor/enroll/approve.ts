@@ -16,21 +16,6 @@ import type { EnrollmentSettings } from './discovery.ts';
 /** Where a discovered node keeps the BMC address its inventory reported (never used unapproved). */
 export const REPORTED_BMC_KEY = 'reported_bmc_address';
 
-const settingsByStore = new WeakMap<Store, EnrollmentSettings>();
-
-/**
- * The enrollment settings the discovery router of `store` uses, for the operator API's approve
- * action until the API's deps carry them (ApiDeps.enrollment): the two routers are built
- * apart, and the approval must apply exactly the credentials discovery withheld.
- */
-export function rememberEnrollmentSettings(store: Store, settings: EnrollmentSettings): void {
-  settingsByStore.set(store, settings);
-}
-
-export function enrollmentSettingsFor(store: Store): EnrollmentSettings | undefined {
-  return settingsByStore.get(store);
-}
-
 export interface ApproveDeps {
   store: Store;
   nodes: NodeService;

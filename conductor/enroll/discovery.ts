@@ -18,7 +18,7 @@ import { recordSecurityIncident } from '../nodes/security.ts';
 import type { NodeService } from '../nodes/service.ts';
 import type { ProvisionEngine } from '../provision/engine.ts';
 import type { NodeRecord, Store } from '../store/store.ts';
-import { REPORTED_BMC_KEY, rememberEnrollmentSettings } from './approve.ts';
+import { REPORTED_BMC_KEY } from './approve.ts';
 import { type Fingerprint, fingerprint, identify } from './match.ts';
 
 export interface EnrollmentSettings {
@@ -204,7 +204,6 @@ export async function processInspection(
 /** POST /v1/continue: the inspection call-back, answered the way ironic-inspector does. */
 export function discoveryRouter(deps: DiscoveryDeps): Router {
   const r = new Router();
-  rememberEnrollmentSettings(deps.store, deps.settings);
   r.post('/v1/continue', async (ctx) => {
     const result = await processInspection(
       deps,

@@ -341,9 +341,22 @@ describe('heartbeat', () => {
       away.fault,
       /host 10\.0\.0\.58 is not the address this heartbeat came from \(127\.0\.0\.1\)/,
     );
-    // The certificate is pinned per boot, too.
-    assert.equal((await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-1' }))).status, 202);
-    assert.equal((await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-2' }))).status, 400);
+  });
+
+  test('a TLS agent’s certificate is pinned per boot, and never sent beside a plain-HTTP call-back', async () => {
+    const { uuid, token } = await withToken();
+    const tls = { callback_url: 'https://127.0.0.1:9999' };
+    const plain = await heartbeat(uuid, hb(token, { agent_verify_ca: 'PEM-1' }));
+    assert.equal(plain.status, 400);
+    assert.equal(plain.fault, 'The "callback_url" must be https when "agent_verify_ca" is sent.');
+    assert.equal((await store.nodes.get(uuid))!.driver_internal_info.agent_url, undefined);
+    assert.equal((await heartbeat(uuid, hb(token, { ...tls, agent_verify_ca: 'PEM-1' }))).status, 202);
+    assert.equal((await heartbeat(uuid, hb(token, { ...tls, agent_verify_ca: 'PEM-2' }))).status, 400);
+    // A downgrade to plain HTTP is a changed call-back.
+    assert.equal((await heartbeat(uuid, hb(token))).status, 400);
+    const dii = (await store.nodes.get(uuid))!.driver_internal_info;
+    assert.equal(dii.agent_verify_ca, 'PEM-1');
+    assert.equal(dii.agent_url, 'https://127.0.0.1:9999');
   });
 
   test('Kiln progress is recorded; a locked node skips the record; other states are ignored', async () => {

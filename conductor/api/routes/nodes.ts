@@ -10,7 +10,7 @@ import {
   PowerRequest,
   ProvisionRequest,
 } from '../../../shared/wire/api.ts';
-import { approveBmc, enrollmentSettingsFor } from '../../enroll/approve.ts';
+import { approveBmc } from '../../enroll/approve.ts';
 import type { EnrollmentSettings } from '../../enroll/discovery.ts';
 import { resolveNode } from '../../nodes/service.ts';
 import type { ApiDeps } from '../app.ts';
@@ -22,7 +22,7 @@ const ShowQuery = z.strictObject({ fields: z.string().optional() });
 const DetailQuery = ListQuery.extend({ detail: z.enum(['true', 'false']).optional() });
 const ApproveBmcRequest = z.strictObject({ address: z.string().min(1).max(255).optional() });
 
-export function nodesRouter(deps: ApiDeps & { enrollment?: EnrollmentSettings }): Router {
+export function nodesRouter(deps: ApiDeps): Router {
   const { store, nodes, engine } = deps;
   const r = new Router({ prefix: '/v1/nodes' });
 
@@ -139,7 +139,7 @@ export function nodesRouter(deps: ApiDeps & { enrollment?: EnrollmentSettings })
   r.post('/:ident/bmc/approve', async (ctx) => {
     const req = parse(ApproveBmcRequest, bodyOf(ctx) ?? {}, 'BMC approval');
     const node = await approveBmc(
-      { store, nodes, engine, log: deps.log, settings: deps.enrollment ?? enrollmentSettingsFor(store) },
+      { store, nodes, engine, log: deps.log, settings: deps.enrollment },
       ctx.params.ident!,
       req.address,
       actorOf(ctx),
