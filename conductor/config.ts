@@ -263,7 +263,11 @@ export const ConductorConfig = z
         /** What an unknown machine that PXE-boots gets: enroll (default), ignore, or allow (MAC prefixes). */
         policy: z.enum(['enroll', 'ignore', 'allow']).default('enroll'),
         allow_mac_prefixes: z.array(z.string()).default([]),
-        /** Credentials for BMCs learned from discovered machines' inventories. Env KILN_ENROLL_BMC_USERNAME/PASSWORD. */
+        /**
+         * Credentials for BMCs that discovered machines report. They are applied only when an
+         * operator approves the reported address (kiln node approve-bmc), never to an address taken
+         * from unauthenticated data on its own. Env KILN_ENROLL_BMC_USERNAME/PASSWORD.
+         */
         bmc_username: z.string().optional(),
         bmc_password: z.string().optional(),
       })

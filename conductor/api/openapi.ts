@@ -193,6 +193,22 @@ export function openApiDocument(version: string) {
         get: { summary: 'Show an image', responses: { '200': ok('The image'), ...errors } },
         delete: { summary: 'Remove an image', responses: { '204': { description: 'Deleted' }, ...errors } },
       },
+      '/v1/nodes/{ident}/bmc/approve': {
+        parameters: [{ name: 'ident', in: 'path', required: true, schema: { type: 'string' } }],
+        post: {
+          summary:
+            "Approve a discovered node's BMC: apply the enrollment credentials to the address it reported (or to `address`), then manage it",
+          requestBody: {
+            required: false,
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { address: { type: 'string' } } },
+              },
+            },
+          },
+          responses: { '200': ok('The node'), ...errors },
+        },
+      },
       '/v1/tokens': {
         get: {
           summary: 'List API tokens (admin; never their secrets)',

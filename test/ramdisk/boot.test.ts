@@ -13,6 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { checkServerIdentity } from 'node:tls';
+import { Agent, request } from 'undici';
 import { type BuildRamdiskResult, buildRamdisk, defaultCacheDir } from '../../ramdisk-build/index.ts';
 import { buildAgent } from '../agent/helpers.ts';
 import { type FakeIronic, startFakeIronic } from './fake-ironic.ts';
@@ -115,8 +117,18 @@ test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and repo
       60_000,
       'heartbeat',
     );
-    const body = hb.body as { callback_url: string; agent_token?: string };
-    assert.equal(body.callback_url, `http://${GUEST_IP}:9999`);
+    const body = hb.body as { callback_url: string; agent_token?: string; agent_verify_ca?: string };
+    // Auto-TLS, as IPA does it: a per-boot certificate for the guest's address, sent to be pinned.
+    assert.equal(body.callback_url, `https://${GUEST_IP}:9999`);
+    assert.match(body.agent_verify_ca ?? '', /^-----BEGIN CERTIFICATE-----/);
+    // The agent is reached through QEMU's port forward on loopback, but the certificate names
+    // the guest's own address: that is the name to verify.
+    const pinned = new Agent({
+      connect: {
+        ca: body.agent_verify_ca,
+        checkServerIdentity: (_host, cert) => checkServerIdentity(GUEST_IP, cert),
+      },
+    });
     assert.equal(body.agent_token, ironic.agentToken);
     console.log(
       `QEMU start -> GET / ${since(root.at)}, -> lookup ${since(lookup.at)}, -> first heartbeat ${since(hb.at)}`,
@@ -125,17 +137,18 @@ test('the ramdisk boots in 1 GiB, the agent looks itself up, heartbeats and repo
     // The init's own view: the NIC that reached the conductor.
     await vm.waitForConsole(/kiln-init: network: eth0 10\.0\.2\.15\/24 reaches 10\.0\.2\.100:80/, 1000);
 
-    const res = await fetch(
-      `http://127.0.0.1:${agentPort}/v1/commands/?wait=true&agent_token=${ironic.agentToken}`,
+    const res = await request(
+      `https://127.0.0.1:${agentPort}/v1/commands/?wait=true&agent_token=${ironic.agentToken}`,
       {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name: 'poll.get_hardware_info', params: {} }),
         signal: AbortSignal.timeout(120_000),
+        dispatcher: pinned,
       },
     );
-    assert.equal(res.status, 200);
-    const record = (await res.json()) as {
+    assert.equal(res.statusCode, 200);
+    const record = (await res.body.json()) as {
       command_status: string;
       command_result: {
         interfaces: { name: string; mac_address: string }[];
