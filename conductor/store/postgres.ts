@@ -193,7 +193,16 @@ async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise
   }
 }
 
+/**
+ * Held from an event's id being drawn until its transaction commits, so event ids become visible
+ * in order: without it, a transaction that drew id 7 could commit after one that drew id 8, and a
+ * stream that had already read 8 (listSince) would never see 7. The key is arbitrary, fixed.
+ */
+const EVENTS_ORDER_LOCK = 0x6b696c6e; // "kiln"
+
+/** Insert an event; `q` must be inside a transaction (the order lock lasts until its commit). */
 async function insertEvent(q: Queryable, ev: NewEvent): Promise<EventRecord> {
+  await q.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_ORDER_LOCK]);
   try {
     const { rows } = await q.query(
       `INSERT INTO events (node_uuid, event, actor, result, from_state, to_state, message, created_at)
@@ -525,7 +534,7 @@ function imageStore(pool: pg.Pool): ImageStore {
 function eventStore(pool: pg.Pool): EventStore {
   return {
     async add(ev) {
-      return insertEvent(pool, ev);
+      return inTransaction(pool, (c) => insertEvent(c, ev));
     },
     async list(nodeUuid, opts = {}) {
       // The most recent `limit` events, oldest first, so a history reads top to bottom.
@@ -535,7 +544,27 @@ function eventStore(pool: pg.Pool): EventStore {
       );
       return rows.map(eventFromRow);
     },
+    async listSince(afterId, opts = {}) {
+      const p = new Params();
+      const where = [`id > ${p.add(afterIdOf(afterId))}`];
+      if (opts.node_uuid !== undefined) where.push(`node_uuid = ${p.add(opts.node_uuid)}`);
+      const { rows } = await pool.query(
+        `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${p.add(limitOf(opts.limit))}`,
+        p.values,
+      );
+      return rows.map(eventFromRow);
+    },
+    async lastId() {
+      const { rows } = await pool.query('SELECT COALESCE(MAX(id), 0) AS id FROM events');
+      return Number(rows[0].id);
+    },
   };
+}
+
+function afterIdOf(id: number): number {
+  if (!Number.isSafeInteger(id) || id < 0)
+    throw new KilnError('VALIDATION_FAILED', `an event id must be a whole number >= 0, got ${id}`);
+  return id;
 }
 
 function tokenStore(pool: pg.Pool): TokenStore {

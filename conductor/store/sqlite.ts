@@ -497,7 +497,29 @@ function eventStore(db: Db): EventStore {
         .all(nodeUuid, limitOf(opts.limit)) as Row[];
       return rows.map(eventFromRow);
     },
+    async listSince(afterId, opts = {}) {
+      // One writer at a time (SQLite's lock), so ids are committed in order.
+      const params: Row = { after: afterIdOf(afterId), limit: limitOf(opts.limit) };
+      if (opts.node_uuid !== undefined) params.node = opts.node_uuid;
+      const rows = db
+        .prepare(
+          `SELECT * FROM events WHERE id > @after${opts.node_uuid !== undefined ? ' AND node_uuid = @node' : ''}
+           ORDER BY id LIMIT @limit`,
+        )
+        .all(params) as Row[];
+      return rows.map(eventFromRow);
+    },
+    async lastId() {
+      const row = db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as Row;
+      return Number(row.id);
+    },
   };
+}
+
+function afterIdOf(id: number): number {
+  if (!Number.isSafeInteger(id) || id < 0)
+    throw new KilnError('VALIDATION_FAILED', `an event id must be a whole number >= 0, got ${id}`);
+  return id;
 }
 
 function tokenStore(db: Db): TokenStore {

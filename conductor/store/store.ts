@@ -164,6 +164,14 @@ export interface EventRecord extends Required<NewEvent> {
 export interface EventStore {
   add(event: NewEvent): Promise<EventRecord>;
   list(node_uuid: string, opts?: { limit?: number }): Promise<EventRecord[]>;
+  /**
+   * Events with an id above `afterId`, oldest first (at most `limit`, default 1000): what a live
+   * stream replays after a reconnect and polls for rows other conductors wrote. Ids are handed out
+   * in commit order, so a reader that saw id n never later finds a new row below n.
+   */
+  listSince(afterId: number, opts?: { node_uuid?: string; limit?: number }): Promise<EventRecord[]>;
+  /** The highest event id so far (0 when there is none): where a new stream starts following. */
+  lastId(): Promise<number>;
 }
 
 /** Ironic's system-scope roles: admin ⊃ operator ⊃ reader. */

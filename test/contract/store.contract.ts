@@ -587,6 +587,58 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const ghost = randomUUID();
         await rejectsWith(store.events.add(event(ghost)), 'NOT_FOUND', ghost);
       });
+
+      it('lists events after an id across nodes, oldest first, by node and up to a limit', async () => {
+        assert.equal(await store.events.lastId(), 0);
+        assert.deepEqual(await store.events.listSince(0), []);
+        const a = await node();
+        const b = await node();
+        const added = [];
+        for (const [n, m] of [
+          [a, 'a0'],
+          [b, 'b0'],
+          [a, 'a1'],
+          [b, 'b1'],
+        ] as const)
+          added.push(await store.events.add(event(n.uuid, { message: m })));
+        assert.equal(await store.events.lastId(), added[3]!.id);
+        assert.deepEqual(await store.events.listSince(0), added);
+        assert.deepEqual(await store.events.listSince(added[1]!.id), added.slice(2));
+        assert.deepEqual(await store.events.listSince(added[3]!.id), []);
+        assert.deepEqual(
+          (await store.events.listSince(0, { node_uuid: b.uuid })).map((e) => e.message),
+          ['b0', 'b1'],
+        );
+        assert.deepEqual(
+          (await store.events.listSince(added[0]!.id, { limit: 2 })).map((e) => e.message),
+          ['b0', 'a1'],
+        );
+        assert.deepEqual(await store.events.listSince(0, { node_uuid: randomUUID() }), []);
+      });
+
+      it('lists the event a transition wrote after the ones before it', async () => {
+        const n = await node();
+        const before = await store.events.add(event(n.uuid, { event: 'note', result: 'info' }));
+        await store.nodes.reserve(n.uuid, 'c1');
+        await store.nodes.transition({
+          uuid: n.uuid,
+          from: 'enroll',
+          to: 'verifying',
+          target: 'manageable',
+          reservation: 'c1',
+          event: event(n.uuid),
+        });
+        const since = await store.events.listSince(before.id);
+        assert.equal(since.length, 1);
+        assert.equal(since[0]!.from_state, 'enroll');
+        assert.equal(since[0]!.to_state, 'verifying');
+        assert.equal(await store.events.lastId(), since[0]!.id);
+      });
+
+      it('refuses a negative or fractional event id', async () => {
+        await rejectsWith(store.events.listSince(-1), 'VALIDATION_FAILED', '-1');
+        await rejectsWith(store.events.listSince(1.5), 'VALIDATION_FAILED', '1.5');
+      });
     });
     describe('tokens', () => {
       const hash = () => createHash('sha256').update(randomUUID()).digest('hex');

@@ -1,7 +1,7 @@
 // Runs the store contract against every backend: SQLite in memory and on disk, and PostgreSQL
 // (a real throwaway cluster; without the server binaries this file fails rather than skips).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,62 @@ describe('PostgreSQL store', () => {
       assert.ok(!e.message.includes('hunter2'), e.message);
       return true;
     });
+  });
+
+  it('makes event ids visible in commit order, so a stream following listSince loses none', async () => {
+    // Two conductors on one database. The first one's event transaction is held open after its
+    // row is in (a trigger sleeps), while the second one writes an event. Had the second drawn
+    // the next id and committed first, a follower reading in between would move past the first's
+    // id and never see it.
+    const url = await cluster.createSchema();
+    const [a, b] = [await openPostgresStore(url), await openPostgresStore(url)];
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE FUNCTION slow_event() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.message = 'slow' THEN PERFORM pg_sleep(0.6); END IF; RETURN NEW; END $$`);
+      await admin.query(
+        'CREATE TRIGGER slow_event AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_event()',
+      );
+      const n = await a.nodes.create({ uuid: randomUUID(), driver: 'ipmi' });
+      const ev = (message: string) => ({
+        node_uuid: n.uuid,
+        event: 'note',
+        actor: 't',
+        result: 'info' as const,
+        message,
+      });
+      const slow = a.events.add(ev('slow'));
+      await new Promise((r) => setTimeout(r, 150));
+      const fast = b.events.add(ev('fast'));
+      const seen: number[] = [];
+      let cursor = 0;
+      const follow = async () => {
+        for (const e of await a.events.listSince(cursor)) {
+          seen.push(e.id);
+          cursor = e.id;
+        }
+      };
+      const done = Promise.all([slow, fast]);
+      let settled = false;
+      done.then(() => {
+        settled = true;
+      });
+      while (!settled) {
+        await follow();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await follow();
+      const ids = (await done).map((e) => e.id);
+      assert.deepEqual(
+        seen,
+        [...ids].sort((x, y) => x - y),
+      );
+    } finally {
+      await admin.end();
+      await a.close();
+      await b.close();
+    }
   });
 
   it('reports an unreachable server as CONFIG_INVALID naming where, not the password', async () => {
