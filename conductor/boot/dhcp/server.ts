@@ -19,6 +19,7 @@ import {
 } from './handlers.ts';
 import { type LeaseStore, MemoryLeaseStore } from './lease-store.ts';
 import { DEFAULT_LOADERS, type Loaders, type NetbootUrls } from './netboot.ts';
+import { messageTypeName, Opt } from './options.ts';
 import { encodePacket, macOf, parsePacket } from './packet.ts';
 import type { BootPolicy } from './policy.ts';
 import { LeasePool } from './pool.ts';
@@ -58,6 +59,8 @@ export interface DhcpStats {
   failed: number;
   /** Dropped by the flood limits: over a MAC's rate, or over the rate for new clients. */
   limited: number;
+  /** Parsed requests by message type, lower case (discover, request, …; none: option 53 absent or unknown). */
+  byType: Record<string, number>;
 }
 
 export interface DhcpServer {
@@ -116,7 +119,7 @@ function bindSocket(port: number, address: string): Promise<dgram.Socket> {
 }
 
 export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promise<DhcpServer> {
-  const stats: DhcpStats = { received: 0, replied: 0, malformed: 0, failed: 0, limited: 0 };
+  const stats: DhcpStats = { received: 0, replied: 0, malformed: 0, failed: 0, limited: 0, byType: {} };
   const log = deps.log;
   if (config.mode === 'off') return { stats, addresses: {}, stop: async () => {} };
   const ports: Ports & { pxe: number } = {
@@ -181,6 +184,8 @@ export async function startDhcpServer(config: DhcpConfig, deps: DhcpDeps): Promi
         else log.warn({ err, from: rinfo.address }, 'DHCP parser failed unexpectedly');
         return;
       }
+      const type = messageTypeName(req.options.get(Opt.MESSAGE_TYPE)?.[0])?.toLowerCase() ?? 'none';
+      stats.byType[type] = (stats.byType[type] ?? 0) + 1;
       const mac = macOf(req);
       const verdict = guard.admit(mac, pool?.knows(mac) ?? false);
       if (verdict !== 'ok') {
