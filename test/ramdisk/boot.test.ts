@@ -201,7 +201,7 @@ test('with two NICs the init skips the BOOTIF NIC that cannot reach the conducto
       'heartbeat',
     );
     // The agent advertises the address of the NIC that reached the conductor.
-    assert.equal((hb.body as { callback_url: string }).callback_url, `http://${GUEST_IP}:9999`);
+    assert.equal((hb.body as { callback_url: string }).callback_url, `https://${GUEST_IP}:9999`);
     console.log(`two NICs: QEMU start -> lookup ${((lookup.at - vm.startedAt) / 1000).toFixed(1)} s`);
   } catch (e) {
     console.log(`--- VM console (tail) ---\n${vm.console().split('\n').slice(-60).join('\n')}`);
