@@ -138,6 +138,24 @@ export interface AgentProc {
   exited: Promise<number | null>;
 }
 
+/** An agent on loopback for a test conductor at `api`: listens on a free port, never powers anything off. */
+export function loopbackAgentArgs(api: string, mac: string): string[] {
+  return [
+    '--api-url',
+    api,
+    '--mac',
+    mac,
+    '--listen-host',
+    '127.0.0.1',
+    '--listen-port',
+    '0',
+    '--advertise-host',
+    '127.0.0.1',
+    '--power-action',
+    'none',
+  ];
+}
+
 export function startAgent(
   procs: Procs,
   opts: { bundle?: string; cwd?: string; args: string[]; env?: Record<string, string> },

@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { run } from '../../shared/exec.ts';
-import { buildAgent, Procs, startAgent, waitFor } from './helpers.ts';
+import { buildAgent, loopbackAgentArgs, Procs, startAgent, waitFor } from './helpers.ts';
 
 const procs = new Procs();
 let api = '';
@@ -187,21 +187,7 @@ describe('stock Ironic 21.4.4 drives the Kiln agent', { timeout: 240_000 }, () =
     // The "ramdisk boots": fake boot/power interfaces, so we start the agent ourselves.
     const agent = startAgent(procs, {
       bundle,
-      args: [
-        '--api-url',
-        api,
-        '--mac',
-        mac,
-        '--listen-host',
-        '127.0.0.1',
-        '--listen-port',
-        '0',
-        '--advertise-host',
-        '127.0.0.1',
-        '--power-action',
-        'none',
-        '--test-commands',
-      ],
+      args: [...loopbackAgentArgs(api, mac), '--test-commands'],
     });
     const done = await waitState('kiln-1', 'manageable');
     assert.equal(done.last_error, null);

@@ -13,6 +13,7 @@ import {
   type AgentProc,
   buildAgent,
   type ConductorProc,
+  loopbackAgentArgs,
   Procs,
   startAgent,
   startConductor,
@@ -50,22 +51,7 @@ async function bootedNode(
   if (!opts.uuid) await c.createNode({ uuid, provision_state: opts.state ?? 'clean wait', macs: [mac] });
   const agent = startAgent(procs, {
     bundle,
-    args: [
-      '--api-url',
-      c.url,
-      '--mac',
-      mac,
-      '--listen-host',
-      '127.0.0.1',
-      '--listen-port',
-      '0',
-      '--advertise-host',
-      '127.0.0.1',
-      '--power-action',
-      'none',
-      '--test-commands',
-      ...(opts.extra ?? []),
-    ],
+    args: [...loopbackAgentArgs(c.url, mac), '--test-commands', ...(opts.extra ?? [])],
     // Plain HTTP here, so raw fetches can poke the API; auto-TLS has its own tests in
     // test/security/agent-tls.test.ts.
     env: { KILN_AGENT_AUTO_TLS: '0' },

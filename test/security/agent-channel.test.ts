@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import {
   type AgentProc,
   buildAgent,
+  loopbackAgentArgs,
   Procs,
   startAgent,
   startConductor,
@@ -304,22 +305,7 @@ describe('the agent command API under attack (real agent process)', { timeout: 1
     const uuid = crypto.randomUUID();
     const mac = testMac(900);
     await c.createNode({ uuid, provision_state: 'clean wait', macs: [mac] });
-    const args = [
-      '--api-url',
-      c.url,
-      '--mac',
-      mac,
-      '--listen-host',
-      '127.0.0.1',
-      '--listen-port',
-      '0',
-      '--advertise-host',
-      '127.0.0.1',
-      '--power-action',
-      'none',
-      '--allow-device',
-      disk.path,
-    ];
+    const args = [...loopbackAgentArgs(c.url, mac), '--allow-device', disk.path];
     const first = startAgent(procs, { bundle, args });
     await first.waitForLog(/heartbeating/);
     const firstUrl = await waitFor(

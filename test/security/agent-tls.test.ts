@@ -14,6 +14,7 @@ import { selfSignedCertificate } from '../../shared/x509.ts';
 import {
   buildAgent,
   type ConductorProc,
+  loopbackAgentArgs,
   Procs,
   startAgent,
   startConductor,
@@ -42,21 +43,7 @@ async function boot(extra: string[] = []) {
   await c.createNode({ uuid, provision_state: 'clean wait', macs: [mac] });
   const agent = startAgent(procs, {
     bundle,
-    args: [
-      '--api-url',
-      c.url,
-      '--mac',
-      mac,
-      '--listen-host',
-      '127.0.0.1',
-      '--listen-port',
-      '0',
-      '--advertise-host',
-      '127.0.0.1',
-      '--power-action',
-      'none',
-      ...extra,
-    ],
+    args: [...loopbackAgentArgs(c.url, mac), ...extra],
   });
   await agent.waitForLog(/heartbeating/);
   const target = async (): Promise<AgentTarget> => ({
