@@ -31,6 +31,10 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
     mayImport: ['shared'],
     why: 'the conductor talks to the agent over HTTP only; what both need lives in shared/',
   },
+  ui: {
+    mayImport: ['shared'],
+    why: 'the web console runs in the browser and reaches the conductor over its HTTP API only; it may share wire schemas',
+  },
   cli: { mayImport: '*', why: 'the kiln command starts the conductor, the lab and the tools' },
   'ramdisk-build': { mayImport: '*', why: 'build tooling, free' },
   lab: { mayImport: '*', why: 'the QEMU lab drives every part, free' },

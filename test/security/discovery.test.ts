@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { createToken } from '../../conductor/auth/tokens.ts';
 import { createAgentWorkflow } from '../../conductor/provision/agent-workflow.ts';
 import { startTestConductor, type TestConductor } from '../support/conductor.ts';
+import { fakeInventory } from '../support/inventory.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SITE_PASSWORD = 'site-wide-bmc-pw';
@@ -36,57 +37,12 @@ after(() => c.close());
 
 /** An inventory as IPA 9.4.3 posts it for a small VM. */
 function inventory(macs: string[], over: { bmc?: string; serial?: string; uuid?: string } = {}) {
-  return {
-    interfaces: macs.map((m, i) => ({
-      name: `eth${i}`,
-      mac_address: m,
-      ipv4_address: null,
-      ipv6_address: null,
-      has_carrier: true,
-      lldp: null,
-      vendor: '0x1af4',
-      product: '0x0001',
-      client_id: null,
-      biosdevname: null,
-      speed_mbps: null,
-    })),
-    cpu: {
-      model_name: 'QEMU',
-      frequency: null,
-      count: 4,
-      architecture: 'x86_64',
-      flags: [],
-      socket_count: 1,
-    },
-    memory: { total: 2147483648, physical_mb: 2048 },
-    disks: [
-      {
-        name: '/dev/vda',
-        model: null,
-        size: 16 * 1024 ** 3,
-        rotational: true,
-        wwn: null,
-        serial: null,
-        vendor: '0x1af4',
-        wwn_with_extension: null,
-        wwn_vendor_extension: null,
-        hctl: null,
-        by_path: '/dev/disk/by-path/pci-0000:00:04.0',
-      },
-    ],
-    system_vendor: {
-      product_name: 'Standard PC',
-      serial_number: over.serial ?? `SN-${macs[0]}`,
-      manufacturer: 'QEMU',
-      firmware: { vendor: null, version: null, build_date: null },
-      system_uuid: over.uuid ?? null,
-    },
-    boot: { current_boot_mode: 'bios', pxe_interface: `01-${macs[0]!.replace(/:/g, '-')}` },
-    bmc_address: over.bmc ?? null,
-    bmc_v6address: null,
-    bmc_mac: null,
-    hostname: 'localhost',
-  };
+  return fakeInventory({
+    macs,
+    serial: over.serial ?? `SN-${macs[0]}`,
+    uuid: over.uuid ?? null,
+    bmc: over.bmc,
+  });
 }
 
 async function post(inv: unknown) {
@@ -269,7 +225,7 @@ describe('inspection call-back under attack', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.uuid, uuid);
     const node = (await c.store.nodes.get(uuid))!;
-    assert.equal(node.properties.memory_mb, 2048);
+    assert.equal(node.properties.memory_mb, 1024, 'the properties come from the inventory');
     assert.equal(node.bmc_address, 'fake://inspectee', 'the BMC stays the operator’s');
     assert.deepEqual((await c.store.ports.list({ node_uuid: uuid })).map((p) => p.address).sort(), [
       '52:54:00:dd:00:01',
