@@ -162,6 +162,7 @@ export function exitCodeFor(status: number, body?: unknown): number {
 
 /** The exit code for an API error status with no Kiln error code (a proxy, a non-Kiln answer). */
 export function exitCodeForStatus(status: number): number {
+  if (status === 401 || status === 403) return EXIT.denied;
   if (status === 404) return EXIT.notFound;
   if (status === 409) return EXIT.conflict;
   if (status === 400 || status === 413 || status === 415) return EXIT.usage;
@@ -185,19 +186,64 @@ export class ApiClient {
     this.kilnCheck ??= this.checkIsKiln();
     await this.kilnCheck;
     const res = await this.send(method, path, body);
-    if (res.status >= 400) {
-      const err = (res.body as { error?: { message?: string } } | undefined)?.error;
-      const hint =
-        res.status === 401 && !this.conn.token
-          ? ' (this CLI sent no token: set KILN_TOKEN, KILN_TOKEN_FILE, or token_file: in ~/.config/kiln/config.yaml)'
-          : '';
-      throw new CliError(
-        `${err?.message ?? `HTTP ${res.status} from ${method} ${path}`}${hint}`,
-        exitCodeFor(res.status, res.body),
-        res.body,
-      );
-    }
+    if (res.status >= 400) throw this.failure(method, path, res);
     return res.body as T;
+  }
+
+  /** The CliError for an API answer ≥ 400: the API's message, and the exit code its code maps to. */
+  private failure(method: string, path: string, res: { status: number; body: unknown }): CliError {
+    const err = (res.body as { error?: { message?: string } } | undefined)?.error;
+    const hint =
+      res.status === 401 && !this.conn.token
+        ? ' (this CLI sent no token: set KILN_TOKEN, KILN_TOKEN_FILE, or token_file: in ~/.config/kiln/config.yaml)'
+        : '';
+    return new CliError(
+      `${err?.message ?? `HTTP ${res.status} from ${method} ${path}`}${hint}`,
+      exitCodeFor(res.status, res.body),
+      res.body,
+    );
+  }
+
+  /**
+   * A streaming GET (the SSE event stream) over the same dispatcher, token and Kiln check as
+   * call(); the body is handed over unread. An answer ≥ 400 comes back as `error` rather than
+   * thrown, so the caller can tell an older conductor without the route (404) from a refusal.
+   */
+  async stream(
+    path: string,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<
+    | { status: number; body: AsyncIterable<Buffer> & { destroy(): void }; error?: undefined }
+    | { status: number; error: CliError; body?: undefined }
+  > {
+    this.kilnCheck ??= this.checkIsKiln();
+    await this.kilnCheck;
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(`${this.base}${path}`, {
+        method: 'GET',
+        headers: {
+          accept: 'text/event-stream',
+          'x-kiln-actor': this.actor.replace(/[^\w.@:-]/g, '_').slice(0, 64),
+          ...(this.conn.token ? { authorization: `Bearer ${this.conn.token}` } : {}),
+          ...headers,
+        },
+        dispatcher: this.dispatcher,
+        signal,
+        headersTimeout: 30_000,
+        // A stream is quiet between events; the reader watches for silence itself (keepalives).
+        bodyTimeout: 0,
+      });
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') throw e;
+      throw new CliError(connectFailure(this.base, e), EXIT.unreachable);
+    }
+    if (res.statusCode >= 400) {
+      const body = parseBody(await res.body.text());
+      return { status: res.statusCode, error: this.failure('GET', path, { status: res.statusCode, body }) };
+    }
+    return { status: res.statusCode, body: res.body };
   }
 
   /**

@@ -13,6 +13,7 @@ import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/node.ts';
 import { registerSecretsCommands } from './commands/secrets.ts';
 import { registerTokenCommands } from './commands/token.ts';
+import { registerCompletionCommand } from './completion.ts';
 
 export function buildProgram(): Command {
   const program = new Command('kiln')
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
       '--ca-fingerprint <sha256>',
       "pin the API's self-signed certificate (or KILN_CA_FINGERPRINT); the conductor logs it at start",
     )
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output (on list and show commands the same as -f json)')
     .showHelpAfterError()
     .exitOverride();
   const ctx = () => {
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerSecretsCommands(program);
   registerRamdiskCommand(program);
   registerLabCommands(program);
+  registerCompletionCommand(program);
   program
     .command('agent')
     .description(
@@ -51,7 +53,12 @@ export function buildProgram(): Command {
     .action(async (args: string[]) => {
       process.exitCode = await agentMain(args);
     });
-  for (const c of program.commands) c.exitOverride();
+  // Every level: a usage error deep down (a bad -f choice) must still end in exit code 2.
+  const override = (c: Command) => {
+    c.exitOverride();
+    for (const s of c.commands) override(s);
+  };
+  override(program);
   return program;
 }
 

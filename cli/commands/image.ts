@@ -2,7 +2,27 @@
 import type { Command } from 'commander';
 import type { ImageView } from '../../shared/wire/api.ts';
 import type { ApiClient } from '../client.ts';
-import { keyValues, print, table } from '../output.ts';
+import {
+  addOutputOptions,
+  bytes,
+  keyValues,
+  type ListSpec,
+  outputOpts,
+  print,
+  renderList,
+  renderShow,
+} from '../output.ts';
+
+const IMAGE_LIST: ListSpec = {
+  key: 'images',
+  columns: ['uuid', 'name', 'format', 'size', 'checksum_algo', 'url'],
+  long: ['uuid', 'name', 'image_type', 'format', 'size', 'checksum_algo', 'checksum', 'url', 'created_at'],
+};
+
+/** An image for people: its size in GiB beside the bytes. json/yaml keep the raw number. */
+function humanImage(img: Record<string, unknown>): Record<string, unknown> {
+  return typeof img.size === 'number' ? { ...img, size: `${bytes(img.size)} (${img.size} bytes)` } : img;
+}
 
 export function registerImageCommands(
   program: Command,
@@ -29,27 +49,24 @@ export function registerImageCommands(
         format: o.format,
         image_type: o.partition ? 'partition' : 'whole-disk',
       });
-      print(img, json, () => keyValues(img as unknown as Record<string, unknown>));
+      print(img, json, () => keyValues(humanImage(img as unknown as Record<string, unknown>)));
     });
-  image.command('list').action(async () => {
+  addOutputOptions(image.command('list').description('list the images'), 'list').action(async (o) => {
     const { client, json } = ctx();
     const r = await client.call<{ images: ImageView[] }>('GET', '/v1/images');
-    print(r, json, () =>
-      table(r.images as unknown as Record<string, unknown>[], [
-        'uuid',
-        'name',
-        'format',
-        'size',
-        'checksum_algo',
-        'url',
-      ]),
+    process.stdout.write(
+      `${renderList(r.images as unknown as Record<string, unknown>[], IMAGE_LIST, outputOpts(o, json))}\n`,
     );
   });
-  image.command('show <image>').action(async (ident) => {
-    const { client, json } = ctx();
-    const img = await client.call<ImageView>('GET', `/v1/images/${encodeURIComponent(ident)}`);
-    print(img, json, () => keyValues(img as unknown as Record<string, unknown>));
-  });
+  addOutputOptions(image.command('show <image>').description('show an image'), 'show').action(
+    async (ident, o) => {
+      const { client, json } = ctx();
+      const img = await client.call<ImageView>('GET', `/v1/images/${encodeURIComponent(ident)}`);
+      process.stdout.write(
+        `${renderShow(img as unknown as Record<string, unknown>, outputOpts(o, json), humanImage)}\n`,
+      );
+    },
+  );
   image
     .command('rm <image>')
     .alias('delete')

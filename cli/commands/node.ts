@@ -1,11 +1,23 @@
 // `kiln node …`: enroll, inspect, provide, deploy, undeploy, power, watch.
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { BUSY_STATES, type ProvisionState, WAIT_STATES } from '../../shared/states.ts';
 import type { EventView, NodeView } from '../../shared/wire/api.ts';
 import { type ApiClient, CliError, EXIT } from '../client.ts';
 import { parseImportFile } from '../import-file.ts';
-import { keyValues, print, table } from '../output.ts';
+import {
+  addOutputOptions,
+  bytes,
+  cell,
+  duration,
+  keyValues,
+  type ListSpec,
+  outputOpts,
+  print,
+  renderList,
+  renderShow,
+} from '../output.ts';
+import { type Progress, progressText, statusLine } from '../progress.ts';
+import { latestEventId, parseTimeout, watchNode } from '../watch.ts';
 
 type Ctx = () => { client: ApiClient; json: boolean };
 
@@ -46,64 +58,78 @@ function readPassword(opts: { bmcPassword?: string; bmcPasswordStdin?: boolean }
   return opts.bmcPassword ?? process.env.KILN_BMC_PASSWORD ?? undefined;
 }
 
-export function formatNode(n: NodeView): string {
-  const { inventory, progress, properties: props, extra, instance_info, ...rest } = n;
-  const lines = [keyValues({ ...rest, properties: props, extra, instance_info })];
-  if (progress) lines.push('', 'progress:', keyValues(progress));
-  if (inventory) {
-    lines.push('', 'inventory:', keyValues(inventory as Record<string, unknown>));
-  }
-  return lines.join('\n');
+/** A size in MiB (memory_mb) as GiB, keeping the raw number beside it. */
+function mib(v: unknown): string {
+  return typeof v === 'number' ? `${bytes(v * 1048576)} (${v} MiB)` : cell(v);
 }
 
+/** properties as `key=value` pairs, sizes in human units. */
+function humanProperties(props: Record<string, unknown>): string {
+  return Object.entries(props)
+    .map(([k, v]) => {
+      if (k === 'memory_mb') return `memory=${mib(v)}`;
+      if (k === 'local_gb' && typeof v === 'number') return `local_gb=${v} GiB`;
+      return `${k}=${cell(v)}`;
+    })
+    .join('\n');
+}
+
+/** The inventory as a few lines a person reads: CPU, memory, disks, NICs, system. */
+function humanInventory(inv: Record<string, unknown>): string {
+  // The API may wrap the agent's inventory with plugin data; either shape reads the same.
+  const i = (inv.inventory as Record<string, unknown> | undefined) ?? inv;
+  const lines: string[] = [];
+  const cpu = i.cpu as { count?: number; model_name?: string; architecture?: string } | undefined;
+  if (cpu)
+    lines.push(`cpu: ${cpu.count ?? '?'} × ${cpu.model_name ?? 'unknown'} (${cpu.architecture ?? '?'})`);
+  const mem = i.memory as { total?: number; physical_mb?: number | null } | undefined;
+  if (mem)
+    lines.push(
+      `memory: ${typeof mem.physical_mb === 'number' ? bytes(mem.physical_mb * 1048576) : typeof mem.total === 'number' ? bytes(mem.total) : '?'}`,
+    );
+  for (const d of (i.disks as { name?: string; size?: number; model?: string | null }[] | undefined) ?? [])
+    lines.push(
+      `disk: ${d.name} ${typeof d.size === 'number' ? bytes(d.size) : '?'}${d.model ? ` ${d.model}` : ''}`,
+    );
+  for (const n of (i.interfaces as { name?: string; mac_address?: string; ipv4_address?: string | null }[]) ??
+    [])
+    lines.push(`nic: ${n.name} ${n.mac_address}${n.ipv4_address ? ` ${n.ipv4_address}` : ''}`);
+  const sys = i.system_vendor as { manufacturer?: string | null; product_name?: string | null } | undefined;
+  if (sys) lines.push(`system: ${[sys.manufacturer, sys.product_name].filter(Boolean).join(' ') || '?'}`);
+  if (i.bmc_address) lines.push(`bmc_address: ${i.bmc_address}`);
+  return lines.length ? lines.join('\n') : JSON.stringify(inv);
+}
+
+/** How long ago an ISO time was, for provision_updated_at. */
+function ago(iso: unknown): string {
+  if (typeof iso !== 'string') return cell(iso);
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  return Number.isFinite(s) ? `${iso} (${duration(s)} ago)` : iso;
+}
+
+/** A node for people: sizes in GiB, durations, the inventory summarised. json/yaml keep raw values. */
+export function humanNode(raw: Record<string, unknown>): Record<string, unknown> {
+  const n = raw as unknown as NodeView;
+  const out: Record<string, unknown> = { ...raw };
+  if (n.properties) out.properties = humanProperties(n.properties);
+  if (n.instance_info) {
+    const { image_size, ...ii } = n.instance_info;
+    out.instance_info = [
+      ...Object.entries(ii).map(([k, v]) => `${k}=${cell(v)}`),
+      ...(typeof image_size === 'number' ? [`image_size=${bytes(image_size)}`] : []),
+    ].join('\n');
+  }
+  if (n.extra) out.extra = Object.keys(n.extra).length ? JSON.stringify(n.extra) : '';
+  if (n.ports) out.ports = n.ports.join(', ');
+  if ('progress' in raw) out.progress = n.progress ? progressText(n.progress as Progress, true) : '';
+  if ('inventory' in raw) out.inventory = n.inventory ? humanInventory(n.inventory) : '';
+  if ('provision_updated_at' in raw) out.provision_updated_at = ago(n.provision_updated_at);
+  return out;
+}
+
+/** One line for an action's answer: where the node is and where it is headed. */
 function progressLine(n: NodeView): string {
-  const p = n.progress as {
-    phase?: string;
-    bytes_done?: number;
-    bytes_total?: number;
-    rate_bps?: number;
-    eta_s?: number;
-  } | null;
-  let s = `${n.provision_state}${n.target_provision_state ? ` → ${n.target_provision_state}` : ''}`;
-  if (p?.phase) {
-    s += `  ${p.phase}`;
-    if (p.bytes_done !== undefined) {
-      const mb = (b: number) => (b / 1048576).toFixed(1);
-      s += ` ${mb(p.bytes_done)}${p.bytes_total ? `/${mb(p.bytes_total)}` : ''} MiB`;
-      if (p.bytes_total) s += ` (${((100 * p.bytes_done) / p.bytes_total).toFixed(0)}%)`;
-      if (p.rate_bps) s += ` ${mb(p.rate_bps)} MiB/s`;
-      if (p.eta_s !== undefined && p.eta_s !== null) s += ` ETA ${Math.round(p.eta_s)}s`;
-    }
-  }
-  return s;
-}
-
-/**
- * Poll until the node rests (not busy, not waiting); print changes. Resolves with the final node
- * and the state it was headed for: `target` if given (the action's answer knows it even when the
- * work is over before the first poll), else the first target_provision_state seen.
- */
-export async function watchNode(
-  client: ApiClient,
-  ident: string,
-  opts: { quiet?: boolean; intervalMs?: number; timeoutS?: number; target?: string | null } = {},
-): Promise<{ node: NodeView; target: string | null }> {
-  let last = '';
-  let target = opts.target ?? null;
-  const end = opts.timeoutS ? Date.now() + opts.timeoutS * 1000 : Number.POSITIVE_INFINITY;
-  for (;;) {
-    const n = await client.call<NodeView>('GET', `/v1/nodes/${enc(ident)}`);
-    target ??= n.target_provision_state;
-    const line = progressLine(n);
-    if (line !== last && !opts.quiet)
-      process.stderr.write(`${new Date().toISOString().slice(11, 19)}  ${n.name ?? n.uuid}  ${line}\n`);
-    last = line;
-    const state = n.provision_state as ProvisionState;
-    if (!BUSY_STATES.includes(state) && !WAIT_STATES.includes(state)) return { node: n, target };
-    if (Date.now() > end)
-      throw new CliError(`node ${ident} still ${state} after ${opts.timeoutS}s`, EXIT.error);
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
-  }
+  return statusLine({ ...n, name: n.name ?? n.uuid, progress: n.progress as Progress | null }, false);
 }
 
 /**
@@ -131,6 +157,37 @@ function reportRest(n: NodeView, target: string | null, json: boolean): void {
   process.stderr.write(`error: ${failure}\n`);
   process.exitCode = EXIT.error;
 }
+
+/** The fields of the API's node summary (GET /v1/nodes without detail). */
+const SUMMARY_FIELDS = new Set([
+  'uuid',
+  'name',
+  'driver',
+  'provision_state',
+  'target_provision_state',
+  'power_state',
+  'maintenance',
+  'last_error',
+]);
+
+const NODE_LIST: ListSpec = {
+  key: 'nodes',
+  columns: ['uuid', 'name', 'driver', 'provision_state', 'power_state', 'maintenance', 'last_error'],
+  long: [
+    'uuid',
+    'name',
+    'driver',
+    'bmc_address',
+    'provision_state',
+    'target_provision_state',
+    'power_state',
+    'maintenance',
+    'maintenance_reason',
+    'reservation',
+    'last_error',
+    'provision_updated_at',
+  ],
+};
 
 /** The API's largest page of nodes. */
 const NODE_PAGE = 1000;
@@ -164,44 +221,91 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
+const EVENT_LIST: ListSpec = {
+  key: 'events',
+  columns: ['created_at', 'event', 'actor', 'result', 'from_state', 'to_state', 'message'],
+  long: ['id', 'created_at', 'node_uuid', 'event', 'actor', 'result', 'from_state', 'to_state', 'message'],
+};
+
+const PORT_LIST: ListSpec = {
+  key: 'ports',
+  columns: ['uuid', 'address', 'node_uuid', 'pxe_enabled'],
+  long: ['uuid', 'address', 'node_uuid', 'pxe_enabled', 'extra', 'created_at'],
+};
+
+const WAIT_FLAG = '--wait [timeout]';
+const WAIT_HELP =
+  'follow progress until the node rests; give up (exit 1) after TIMEOUT (90, 90s, 5m, 1h) if given';
+
+/** Poll the BMC (through the API) until the node reports `want`, for `power --wait`. */
+async function waitForPower(
+  client: ApiClient,
+  n: NodeView,
+  want: string,
+  timeoutS: number | undefined,
+): Promise<NodeView> {
+  const end = timeoutS === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutS * 1000;
+  let now = n.power_state;
+  while (now !== want) {
+    if (Date.now() > end)
+      throw new CliError(
+        `node ${n.name ?? n.uuid} still reports ${now ?? 'no power state'}, not ${want}, after ${duration(timeoutS!)}: the BMC took the order but the server has not followed (an OS ignoring a soft power-off?); 'kiln node power ${n.name ?? n.uuid} off' forces it`,
+        EXIT.error,
+      );
+    await new Promise((r) => setTimeout(r, 1000));
+    now = (await client.call<{ power_state: string }>('GET', `/v1/nodes/${enc(n.uuid)}/states/power`))
+      .power_state;
+  }
+  return { ...n, power_state: now };
+}
+
 export function registerNodeCommands(program: Command, ctx: Ctx): void {
   const node = program.command('node').description('enroll and drive bare-metal nodes');
 
-  node
-    .command('list')
-    .description('list nodes')
-    .option('--state <state>', 'only nodes in this provision state')
-    .option('--maintenance', 'only nodes in maintenance')
-    .option('--limit <n>', 'list at most this many nodes (default: all, fetched page by page)')
-    // Listing every node is the default now; --all stays accepted for scripts that pass it.
-    .addOption(new Option('--all').hideHelp())
-    .action(async (o) => {
-      const { client, json } = ctx();
-      const filter = new URLSearchParams();
-      if (o.state) filter.set('provision_state', o.state);
-      if (o.maintenance) filter.set('maintenance', 'true');
-      const rows = await listNodes(client, filter, o.limit ? positiveInt(o.limit, '--limit') : undefined);
-      print({ nodes: rows }, json, () =>
-        table(rows, [
-          'uuid',
-          'name',
-          'driver',
-          'provision_state',
-          'power_state',
-          'maintenance',
-          'last_error',
-        ]),
-      );
-    });
+  addOutputOptions(
+    node
+      .command('list')
+      .description('list nodes (every page, unless --limit)')
+      .option('--provision-state <state>', 'only nodes in this provision state ("clean wait", …)')
+      .addOption(new Option('--state <state>').hideHelp())
+      .option('--maintenance', 'only nodes in maintenance')
+      .option('--no-maintenance', 'only nodes not in maintenance')
+      .option('--driver <driver>', 'only nodes with this power driver (ipmi, redfish, fake)')
+      .option('--limit <n>', 'list at most this many nodes (default: all, fetched page by page)')
+      // Listing every node is the default now; --all stays accepted for scripts that pass it.
+      .addOption(new Option('--all').hideHelp()),
+    'list',
+  ).action(async (o) => {
+    const { client, json } = ctx();
+    const out = outputOpts(o, json);
+    const filter = new URLSearchParams();
+    const state = o.provisionState ?? o.state;
+    if (state) filter.set('provision_state', state);
+    if (o.maintenance !== undefined) filter.set('maintenance', String(o.maintenance));
+    if (o.driver) filter.set('driver', o.driver);
+    // The summary view lacks the --long columns; ask for whole nodes only when they are shown.
+    const wanted = out.columns ?? (out.long ? NODE_LIST.long! : NODE_LIST.columns);
+    if (
+      wanted.some((c) => !SUMMARY_FIELDS.has(c)) ||
+      (out.sort && !out.sort.split(',').every((k) => SUMMARY_FIELDS.has(k.split(':')[0]!)))
+    )
+      filter.set('detail', 'true');
+    const rows = await listNodes(client, filter, o.limit ? positiveInt(o.limit, '--limit') : undefined);
+    process.stdout.write(`${renderList(rows, NODE_LIST, out)}\n`);
+  });
 
-  node
-    .command('show <node>')
-    .description('show a node: states, BMC, properties, inventory and live progress')
-    .action(async (ident) => {
-      const { client, json } = ctx();
-      const n = await client.call<NodeView>('GET', `/v1/nodes/${enc(ident)}`);
-      print(n, json, () => formatNode(n));
-    });
+  addOutputOptions(
+    node
+      .command('show <node>')
+      .description('show a node: states, BMC, properties, inventory and live progress'),
+    'show',
+  ).action(async (ident, o) => {
+    const { client, json } = ctx();
+    const n = await client.call<NodeView>('GET', `/v1/nodes/${enc(ident)}`);
+    process.stdout.write(
+      `${renderShow(n as unknown as Record<string, unknown>, outputOpts(o, json), humanNode)}\n`,
+    );
+  });
 
   node
     .command('create')
@@ -227,7 +331,7 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
         ports: o.mac,
         properties: o.property ? properties(o.property) : undefined,
       });
-      print(n, json, () => formatNode(n));
+      print(n, json, () => keyValues(humanNode(n as unknown as Record<string, unknown>)));
     });
 
   node
@@ -246,7 +350,7 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
         bmc_password: readPassword(o),
         properties: o.property ? properties(o.property) : undefined,
       });
-      print(n, json, () => formatNode(n));
+      print(n, json, () => keyValues(humanNode(n as unknown as Record<string, unknown>)));
     });
 
   node
@@ -259,24 +363,26 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
     });
 
   const provision = (verb: string, description: string, extra?: (c: Command) => Command) => {
-    let c = node
-      .command(`${verb} <node>`)
-      .description(description)
-      .option('--wait', 'follow progress until the node rests');
+    let c = node.command(`${verb} <node>`).description(description).option(WAIT_FLAG, WAIT_HELP);
     if (extra) c = extra(c);
     c.action(async (ident, o) => {
       const { client, json } = ctx();
+      const timeoutS = parseTimeout(o.wait);
       const body: Record<string, unknown> = { target: verb };
       if (o.image) body.image = o.image;
       if (o.hostname) body.hostname = o.hostname;
+      // The newest event before the action: following from it, none of the action's is missed.
+      const since = o.wait ? await latestEventId(client, ident) : undefined;
       const n = await client.call<NodeView>('PUT', `/v1/nodes/${enc(ident)}/states/provision`, body);
       if (!o.wait) {
         print(n, json, () => `${n.name ?? n.uuid}: ${progressLine(n)}`);
         return;
       }
-      const { node: final, target } = await watchNode(client, ident, {
+      const { node: final, target } = await watchNode(client, n.uuid, {
         quiet: json,
         target: n.target_provision_state,
+        sinceEventId: since,
+        timeoutS,
       });
       reportRest(final, target, json);
     });
@@ -299,8 +405,10 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
   node
     .command('power <node> <action>')
     .description('power on | off | soft-off | reboot | soft-reboot | status')
-    .action(async (ident, action) => {
+    .option(WAIT_FLAG, 'after the BMC took the order, wait until the node reports the new power state')
+    .action(async (ident, action, o) => {
       const { client, json } = ctx();
+      const timeoutS = parseTimeout(o.wait);
       const targets: Record<string, string> = {
         on: 'power on',
         off: 'power off',
@@ -319,7 +427,14 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
           `unknown power action "${action}"; use one of on, off, soft-off, reboot, soft-reboot, status`,
           EXIT.usage,
         );
-      const n = await client.call<NodeView>('PUT', `/v1/nodes/${enc(ident)}/states/power`, { target });
+      let n = await client.call<NodeView>('PUT', `/v1/nodes/${enc(ident)}/states/power`, { target });
+      if (o.wait)
+        n = await waitForPower(
+          client,
+          n,
+          action === 'off' || action === 'soft-off' ? 'power off' : 'power on',
+          timeoutS,
+        );
       print(n, json, () => `${n.name ?? n.uuid}: ${n.power_state}`);
     });
 
@@ -354,37 +469,31 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
       print(n, json, () => `${n.name ?? n.uuid}: BMC ${n.bmc_address} approved; ${n.provision_state}`);
     });
 
-  node
-    .command('events <node>')
-    .description("the node's history: actions, transitions, power changes, errors")
-    .option('--limit <n>', 'how many, newest first', '50')
-    .action(async (ident, o) => {
-      const { client, json } = ctx();
-      const r = await client.call<{ events: EventView[] }>(
-        'GET',
-        `/v1/nodes/${enc(ident)}/events?limit=${enc(o.limit)}`,
-      );
-      print(r, json, () =>
-        table(r.events as unknown as Record<string, unknown>[], [
-          'created_at',
-          'event',
-          'actor',
-          'result',
-          'from_state',
-          'to_state',
-          'message',
-        ]),
-      );
-    });
+  addOutputOptions(
+    node
+      .command('events <node>')
+      .description("the node's history: actions, transitions, power changes, errors")
+      .option('--limit <n>', 'how many, newest first', '50'),
+    'list',
+  ).action(async (ident, o) => {
+    const { client, json } = ctx();
+    const r = await client.call<{ events: EventView[] }>(
+      'GET',
+      `/v1/nodes/${enc(ident)}/events?limit=${positiveInt(o.limit, '--limit')}`,
+    );
+    process.stdout.write(
+      `${renderList(r.events as unknown as Record<string, unknown>[], EVENT_LIST, outputOpts(o, json))}\n`,
+    );
+  });
 
   node
     .command('watch <node>')
-    .description("follow a node's state and live progress until it rests")
-    .option('--timeout <s>', 'give up after this many seconds')
+    .description("follow a node's state and live progress until it rests (over the event stream)")
+    .option('--timeout <duration>', 'give up after this long (90, 90s, 5m, 1h)')
     .action(async (ident, o) => {
       const { client, json } = ctx();
       const { node: n, target } = await watchNode(client, ident, {
-        timeoutS: o.timeout ? positiveInt(o.timeout, '--timeout') : undefined,
+        timeoutS: parseTimeout(o.timeout, '--timeout'),
       });
       reportRest(n, target, json);
     });
@@ -436,17 +545,16 @@ export function registerNodeCommands(program: Command, ctx: Ctx): void {
     });
 
   const port = program.command('port').description('NICs (MAC addresses) of nodes');
-  port
-    .command('list')
-    .option('--node <node>')
-    .action(async (o) => {
+  addOutputOptions(port.command('list').option('--node <node>', "only this node's ports"), 'list').action(
+    async (o) => {
       const { client, json } = ctx();
       const r = await client.call<{ ports: Record<string, unknown>[] }>(
         'GET',
         `/v1/ports${o.node ? `?node=${enc(o.node)}` : ''}`,
       );
-      print(r, json, () => table(r.ports, ['uuid', 'address', 'node_uuid', 'pxe_enabled']));
-    });
+      process.stdout.write(`${renderList(r.ports, PORT_LIST, outputOpts(o, json))}\n`);
+    },
+  );
   port.command('add <node> <mac>').action(async (ident, mac) => {
     const { client, json } = ctx();
     const p = await client.call<Record<string, unknown>>('POST', '/v1/ports', { node: ident, address: mac });

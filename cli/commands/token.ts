@@ -6,7 +6,7 @@ import { openStore } from '../../conductor/store/open.ts';
 import type { ApiRole, Store } from '../../conductor/store/store.ts';
 import { KilnError } from '../../shared/errors.ts';
 import type { ApiClient } from '../client.ts';
-import { print, table } from '../output.ts';
+import { addOutputOptions, type ListSpec, outputOpts, print, renderList } from '../output.ts';
 
 type View = ReturnType<typeof tokenView>;
 
@@ -19,7 +19,10 @@ async function withStore<T>(url: string, fn: (s: Store) => Promise<T>): Promise<
   }
 }
 
-const COLUMNS = ['id', 'name', 'role', 'created_at', 'expires_at', 'last_used_at', 'expired'];
+const TOKEN_LIST: ListSpec = {
+  key: 'tokens',
+  columns: ['id', 'name', 'role', 'created_at', 'expires_at', 'last_used_at', 'expired'],
+};
 
 export function registerTokenCommands(
   program: Command,
@@ -60,16 +63,21 @@ export function registerTokenCommands(
         ].join('\n'),
       );
     });
-  token
-    .command('list')
-    .option('--db <url>', 'the database instead of the API')
-    .action(async (o: { db?: string }) => {
-      const { client, json } = ctx();
-      const tokens = o.db
-        ? await withStore(o.db, async (s) => (await s.tokens.list()).map(tokenView))
-        : (await client.call<{ tokens: View[] }>('GET', '/v1/tokens')).tokens;
-      print({ tokens }, json, () => table(tokens as unknown as Record<string, unknown>[], COLUMNS));
-    });
+  addOutputOptions(
+    token
+      .command('list')
+      .description('list API tokens')
+      .option('--db <url>', 'the database instead of the API'),
+    'list',
+  ).action(async (o: { db?: string } & Parameters<typeof outputOpts>[0]) => {
+    const { client, json } = ctx();
+    const tokens = o.db
+      ? await withStore(o.db, async (s) => (await s.tokens.list()).map(tokenView))
+      : (await client.call<{ tokens: View[] }>('GET', '/v1/tokens')).tokens;
+    process.stdout.write(
+      `${renderList(tokens as unknown as Record<string, unknown>[], TOKEN_LIST, outputOpts(o, json))}\n`,
+    );
+  });
   token
     .command('revoke <token>')
     .description('revoke a token by id or name; it stops working at once')
