@@ -141,7 +141,10 @@ describe('units and progress', () => {
     v.end();
     assert.equal(tty.text.split('\n').length, 2, 'one line, ended once');
     assert.equal(tty.text.match(/\r/g)?.length, 2);
-    assert.match(tty.text, /\x1b\[K\r.*50%.*\x1b\[K\n$/);
+    // Each draw clears the rest of the line (ESC [K); the last one is the newest.
+    const draws = tty.text.split('\r').slice(1);
+    assert.ok(draws.every((d) => d.includes('\u001b[K')));
+    assert.match(draws.at(-1)!, /50%.*\n$/);
     const pipe = { text: '', write: (s: string) => (pipe.text += s), isTTY: false };
     const p = new ProgressView(pipe);
     p.show(status);
