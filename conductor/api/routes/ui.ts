@@ -52,7 +52,8 @@ function secureHeaders(ctx: Context): void {
 
 export function uiRouter(opts: UiRouterOptions): Router {
   const dir = resolve(opts.dir);
-  const r = new Router();
+  // strict: /ui and /ui/ are different routes (the first redirects to the second).
+  const r = new Router({ strict: true });
 
   const serve = async (ctx: Context, name: string) => {
     secureHeaders(ctx);
