@@ -11,6 +11,25 @@ import { waitFor } from '../support/wait.ts';
 import { startUiWorld, type UiWorld } from './harness.ts';
 
 let w: UiWorld;
+
+/** An inventory in IPA's shape, as inspection stores it. */
+function inventory(serial: string, bmc: string | null) {
+  return {
+    interfaces: [],
+    cpu: { model_name: 'Xeon', frequency: null, count: 16, architecture: 'x86_64', flags: [] },
+    disks: [],
+    memory: { total: 68_719_476_736, physical_mb: 65_536 },
+    bmc_address: bmc,
+    system_vendor: {
+      product_name: 'R1',
+      serial_number: serial,
+      manufacturer: 'Acme',
+      firmware: { vendor: null, version: null, build_date: null },
+    },
+    boot: { current_boot_mode: 'uefi', pxe_interface: null },
+    hostname: null,
+  };
+}
 const nodes: Record<string, string> = {};
 
 async function act(name: string, target: string) {
@@ -76,21 +95,7 @@ before(async () => {
   await node('broken-01', '52:54:00:cc:00:01', { test_fail_deploy: true });
   await node('stream-01', '52:54:00:dd:00:01', { deploy_interface: 'agent' });
   await w.c.store.nodes.update(nodes['db-01']!, {
-    inventory: {
-      interfaces: [],
-      cpu: { model_name: 'Xeon', frequency: null, count: 16, architecture: 'x86_64', flags: [] },
-      disks: [],
-      memory: { total: 68_719_476_736, physical_mb: 65_536 },
-      bmc_address: null,
-      system_vendor: {
-        product_name: 'R1',
-        serial_number: 'SN-DB-7731',
-        manufacturer: 'Acme',
-        firmware: { vendor: null, version: null, build_date: null },
-      },
-      boot: { current_boot_mode: 'uefi', pxe_interface: null },
-      hostname: null,
-    },
+    inventory: inventory('SN-DB-7731', null),
   });
   for (const n of ['web-01', 'web-02', 'db-01', 'broken-01', 'stream-01']) await act(n, 'manage');
   for (const n of ['web-01', 'web-02', 'broken-01']) {
@@ -244,6 +249,27 @@ describe('web console', () => {
     await w.c.call('DELETE', '/v1/tokens/ui-reader');
     await page.getByText('the API token is not valid (unknown or revoked)').waitFor({ timeout: 10_000 });
     await page.getByLabel('API token').waitFor();
+    await page.close();
+  });
+
+  it('a discovered machine is listed with its reported BMC; Approve BMC applies the enrollment credentials', async () => {
+    const r = await w.c.call('POST', '/v1/nodes', {
+      name: 'node-525400ee0001',
+      ports: ['52:54:00:ee:00:01'],
+    });
+    assert.equal(r.status, 201, r.text);
+    await w.c.store.nodes.update(r.body.uuid, { inventory: inventory('SN-NEW-1', '127.0.0.9') });
+    const page = await w.browser.newPage();
+    await signIn(page, w.c.adminToken);
+    await page.getByRole('link', { name: '1 discovered machine awaits BMC approval' }).click();
+    const card = page.locator(`li[data-node="${r.body.uuid}"]`);
+    await card.getByText('SN-NEW-1').waitFor();
+    assert.equal(await card.getByLabel('BMC address to approve').inputValue(), '127.0.0.9');
+    await card.getByRole('button', { name: 'Approve BMC' }).click();
+    const done = await stateIs('node-525400ee0001', 'manageable');
+    assert.equal(done.bmc_address, 'ipmi://enroll-admin@127.0.0.9');
+    assert.equal(done.bmc_password, '******');
+    await page.getByText('No machine awaits approval.').waitFor();
     await page.close();
   });
 });

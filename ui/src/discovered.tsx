@@ -51,7 +51,8 @@ function DiscoveredCard(props: { node: Node; macs: string[]; role: Role; done: (
     setStatus('approving…');
     try {
       const a = address.trim();
-      await api('POST', `/v1/nodes/${node.uuid}/bmc/approve`, a && a !== reported ? { address: a } : {});
+      // The address the operator saw and approved is the one sent: never an unseen one.
+      await api('POST', `/v1/nodes/${node.uuid}/bmc/approve`, a ? { address: a } : {});
       setStatus(`BMC approved for ${label(node)}; the conductor now verifies it`);
     } catch (err) {
       setStatus(null);
