@@ -12,7 +12,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Router from '@koa/router';
 import type Koa from 'koa';
@@ -39,6 +39,14 @@ export interface ImageCacheOptions {
   signingKey?: Buffer;
   /** Clock in ms, for tests of expiry. */
   now?: () => number;
+  /** Byte counters (conductor/metrics); nothing is counted without them. */
+  metrics?: ImageCounters;
+}
+
+/** Where the cache reports the bytes it moves (conductor/metrics/metrics.ts implements it). */
+export interface ImageCounters {
+  imageServedBytes: { inc(labels: { source: 'cache' | 'origin' }, bytes: number): void };
+  imageFetchedBytes: { inc(labels: { purpose: 'fill' | 'passthrough' }, bytes: number): void };
 }
 
 /** The one answer to a bad download URL: which part failed is not said. */
@@ -149,10 +157,12 @@ export class ImageCache {
       }
       const hash = createHash(img.checksum_algo);
       let bytes = 0;
+      const counters = this.opts.metrics;
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
           bytes += chunk.length;
+          counters?.imageFetchedBytes.inc({ purpose: 'fill' }, chunk.length);
           cb(null, chunk);
         },
       });
@@ -204,7 +214,7 @@ export class ImageCache {
         ctx.status = range ? 206 : 200;
         if (range) ctx.set('Content-Range', `bytes ${start}-${end}/${size}`);
         ctx.length = end - start + 1;
-        ctx.body = size === 0 ? '' : createReadStream(file, { start, end });
+        ctx.body = size === 0 ? '' : this.counted(createReadStream(file, { start, end }), 'cache');
         return;
       }
       // Not cached yet: fill in the background, pass this request through to the origin.
@@ -247,7 +257,25 @@ export class ImageCache {
       if (typeof v === 'string') ctx.set(h, v);
     }
     ctx.type = 'application/octet-stream';
-    ctx.body = res;
+    ctx.body = this.counted(res, 'origin');
+  }
+
+  /**
+   * `stream` through a counting tap (no 'data' listener on the source: that would start it
+   * flowing before koa pipes it). Errors and early closes travel through the pipeline both ways.
+   */
+  private counted(stream: Readable, source: 'cache' | 'origin'): Readable {
+    const m = this.opts.metrics;
+    if (!m) return stream;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        m.imageServedBytes.inc({ source }, chunk.length);
+        if (source === 'origin') m.imageFetchedBytes.inc({ purpose: 'passthrough' }, chunk.length);
+        cb(null, chunk);
+      },
+    });
+    pipeline(stream, tap).catch(() => {});
+    return tap;
   }
 
   /**
