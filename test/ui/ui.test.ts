@@ -184,8 +184,9 @@ describe('web console', () => {
     await dialog.getByRole('button', { name: 'Deploy' }).click();
     const n = await stateIs('stream-01', 'wait call-back');
     assert.equal(
-      n.instance_info.hostname ?? n.instance_info.display_name ?? 'stream-01.lab',
+      n.instance_info.hostname,
       'stream-01.lab',
+      'the hostname typed in the dialog reached the API',
     );
     const token = await lookup('52:54:00:dd:00:01');
     const bar = page.getByRole('progressbar', { name: 'Progress of stream-01' });
