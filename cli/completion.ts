@@ -8,12 +8,12 @@ import { CliError, EXIT } from './client.ts';
 
 /** What can follow an option or fill a positional argument, by the option's or argument's name. */
 const VALUES: Record<string, string> = {
-  '--provision-state': `@words:${PROVISION_STATES.join('\n')}`,
+  '--provision-state': `@words:${PROVISION_STATES.join(',')}`,
   '--state': '@files',
-  '--driver': `@words:${DRIVERS.join('\n')}`,
-  '--role': '@words:admin\nreader\noperator',
-  '--bmc': '@words:ipmi\nredfish',
-  '--firmware': '@words:bios\nuefi',
+  '--driver': `@words:${DRIVERS.join(',')}`,
+  '--role': '@words:admin,reader,operator',
+  '--bmc': '@words:ipmi,redfish',
+  '--firmware': '@words:bios,uefi',
   '--node': '@nodes',
   '--image': '@images',
   '--config': '@files',
@@ -25,7 +25,7 @@ const ARGS: Record<string, string> = {
   node: '@nodes',
   image: '@images',
   file: '@files',
-  action: '@words:on\noff\nsoft-off\nreboot\nsoft-reboot\nstatus',
+  action: '@words:on,off,soft-off,reboot,soft-reboot,status',
 };
 
 interface Entry {
@@ -39,12 +39,12 @@ interface Entry {
 }
 
 function optionValues(o: Option): string | undefined {
-  if (o.argChoices?.length) return `@words:${o.argChoices.join('\n')}`;
+  if (o.argChoices?.length) return `@words:${o.argChoices.join(',')}`;
   return o.long ? VALUES[o.long] : undefined;
 }
 
 function argKind(name: string): string {
-  if (name.includes('|')) return `@words:${name.split('|').join('\n')}`;
+  if (name.includes('|')) return `@words:${name.split('|').join(',')}`;
   return ARGS[name] ?? '';
 }
 
@@ -109,7 +109,7 @@ ${caseOf((e) => e.valued.join(' '))}
   esac
 }
 
-# Positional arguments: @nodes, @images, @files or @words:<one per line>.
+# Positional arguments: @nodes, @images, @files or @words:<comma-separated>.
 ${fn}_args() {
   case "$1" in
 ${caseOf((e) => e.args.map((a) => a || '-').join(' '))}
@@ -127,7 +127,7 @@ ${fn}_candidates() {
   case "$1" in
     @nodes) command ${name} node list -f value -c name 2>/dev/null | grep -v '^$' ;;
     @images) command ${name} image list -f value -c name 2>/dev/null | grep -v '^$' ;;
-    @words:*) printf '%s\\n' "\${1#@words:}" ;;
+    @words:*) printf '%s\\n' "\${1#@words:}" | tr ',' '\\n' ;;
   esac
 }
 

@@ -1,7 +1,7 @@
 // The `kiln` CLI as an operator runs it: a real conductor process, the bundled CLI, tables for
 // people, --json for scripts, exit codes, and state kept across conductor restarts.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -210,6 +210,177 @@ describe('kiln CLI against a running conductor', () => {
     const run = kiln([...hint[1]!.split(' ').slice(1), '--wait'], { api: c.url });
     assert.equal(run.status, 0, `'${hint[1]}': ${run.stderr}`);
     assert.match(run.stdout, /ab: manageable/);
+  });
+
+  it('prints lists and shows in every format, with -c, --long, --sort and the API filters', () => {
+    const api = { api: c.url };
+    assert.equal(kiln(['node', 'update', 'n1', '--property', 'memory_mb=16384'], api).status, 0);
+    const yaml = kiln(['node', 'list', '-f', 'yaml'], api);
+    assert.equal(yaml.status, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^nodes:\n {2}- uuid: /);
+    const names = kiln(['node', 'list', '-f', 'value', '-c', 'name', '--sort', 'name:desc'], api).stdout;
+    const listed = names.trim().split('\n');
+    assert.ok(listed.includes('n1') && listed.includes('ab'), names);
+    assert.deepEqual(listed, [...listed].sort().reverse());
+    const csv = kiln(
+      ['node', 'list', '-f', 'csv', '-c', 'name', '-c', 'provision_state', '--provision-state', 'active'],
+      api,
+    );
+    assert.equal(csv.stdout, '"name","provision_state"\n"n1","active"\n');
+    assert.deepEqual(
+      kiln(['node', 'list', '--json', '--maintenance', '--driver', 'fake'], api).json().nodes,
+      [],
+    );
+    assert.ok(
+      kiln(['node', 'list', '-f', 'json', '--no-maintenance', '--driver', 'fake'], api)
+        .json()
+        .nodes.some((n: { name: string }) => n.name === 'n1'),
+    );
+    assert.match(
+      kiln(['node', 'list', '--long'], api).stdout,
+      /^UUID\s+NAME\s+DRIVER\s+BMC_ADDRESS\s+PROVISION_STATE/,
+    );
+    const long = kiln(
+      ['node', 'list', '-f', 'value', '-c', 'bmc_address', '--provision-state', 'active'],
+      api,
+    );
+    assert.equal(long.stdout, 'fake://n1\n');
+    // show: human units in the table, raw values in json, -c on both.
+    assert.match(kiln(['node', 'show', 'n1'], api).stdout, /memory=16\.0 GiB \(16384 MiB\)/);
+    assert.deepEqual(kiln(['node', 'show', 'n1', '-f', 'json', '-c', 'properties'], api).json(), {
+      properties: { cpu_arch: 'x86_64', memory_mb: 16384 },
+    });
+    assert.equal(
+      kiln(['node', 'show', 'n1', '-f', 'value', '-c', 'provision_state'], api).stdout,
+      'active\n',
+    );
+    assert.match(kiln(['image', 'list', '-f', 'csv', '-c', 'name'], api).stdout, /^"name"\n.*"demo"/s);
+    assert.match(
+      kiln(['node', 'events', 'n1', '-f', 'value', '-c', 'event', '--sort', 'event'], api).stdout,
+      /deploy/,
+    );
+  });
+
+  it('exit codes: 2 for bad options and for input the API refuses, 3 not found, 6 denied', async () => {
+    const api = { api: c.url };
+    const badFormat = kiln(['node', 'list', '-f', 'xml'], api);
+    assert.equal(badFormat.status, 2);
+    assert.match(badFormat.stderr, /argument 'xml' is invalid.*table, json, yaml, value, csv/s);
+    const badColumn = kiln(['node', 'show', 'n1', '-c', 'nmae'], api);
+    assert.equal(badColumn.status, 2);
+    assert.match(badColumn.stderr, /no column "nmae"; columns are uuid, name/);
+    // Not checked by the CLI: the API's VALIDATION_FAILED is a usage error too.
+    const badState = kiln(['node', 'list', '--provision-state', 'sleeping'], api);
+    assert.equal(badState.status, 2, badState.stderr);
+    assert.match(badState.stderr, /provision_state/);
+    assert.equal(kiln(['node', 'manage', 'n1', '--wait', 'soon'], api).status, 2);
+    assert.equal(kiln(['image', 'show', 'ghost', '-f', 'json'], api).status, 3);
+    const wrongToken = kiln(['node', 'list'], { ...api, env: { KILN_TOKEN: 'not-a-token' } });
+    assert.equal(wrongToken.status, 6, wrongToken.stderr);
+    const reader = kiln(['--json', 'token', 'create', '--name', 'cli-reader', '--role', 'reader'], api);
+    assert.equal(reader.status, 0, reader.stderr);
+    const asReader = { ...api, env: { KILN_TOKEN: reader.json().token } };
+    assert.equal(kiln(['node', 'list', '-f', 'value', '-c', 'name'], asReader).status, 0);
+    const refused = kiln(['node', 'maintenance', 'n1', 'on', '--reason', 'reader'], asReader);
+    assert.equal(refused.status, 6, refused.stderr);
+    assert.equal(kiln(['--json', 'node', 'show', 'n1'], api).json().maintenance, false, 'nothing changed');
+  });
+
+  it('--wait TIMEOUT exits 1 naming the node, the state it is stuck in and what to do', async () => {
+    const api = { api: c.url };
+    assert.equal(
+      kiln(
+        [
+          'node',
+          'create',
+          '--name',
+          'slow',
+          '--bmc-address',
+          'fake://slow',
+          '--property',
+          'deploy_interface=agent',
+        ],
+        api,
+      ).status,
+      0,
+    );
+    assert.equal(kiln(['node', 'manage', 'slow', '--wait=30s'], api).status, 0);
+    const started = Date.now();
+    const r = kiln(['node', 'provide', 'slow', '--wait', '2s'], api);
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(Date.now() - started < 15_000);
+    assert.match(
+      r.stderr,
+      /error: node slow is still in clean wait \(headed for available\) after 2s: the conductor is waiting for the node's ramdisk .*'kiln node abort slow'/,
+    );
+    // Piped: one line per change, no bar, no carriage returns.
+    assert.match(r.stderr, /^\d\d:\d\d:\d\d {2}slow {2}clean wait → available$/m);
+    assert.ok(!r.stderr.includes('\r'));
+    assert.equal(
+      kiln(['node', 'abort', 'slow', '--wait', '1m'], api).status,
+      1,
+      'abort ends in clean failed',
+    );
+  });
+
+  it('power --wait returns once the node reports the new power state', () => {
+    const r = kiln(['node', 'power', 'n1', 'off', '--wait', '30'], { api: c.url });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'n1: power off\n');
+    assert.equal(kiln(['node', 'power', 'n1', 'on', '--wait'], { api: c.url }).status, 0);
+  });
+
+  it('follows --wait over the event stream, not by polling (the conductor serves GET /v1/events/stream)', () => {
+    const r = kiln(['node', 'manage', 'slow', '--wait', '30s'], { api: c.url });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!/no event stream/.test(r.stderr), `the CLI fell back to polling: ${r.stderr}`);
+    assert.match(r.stderr, /slow {2}manageable$/m);
+  });
+
+  it('completes commands, options, choices and node names in real bash', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'kiln-bin-'));
+    try {
+      // The script calls `kiln` from PATH, as an installed one would.
+      writeFileSync(join(bin, 'kiln'), `#!/bin/sh\nexec "${process.execPath}" "${KILN}" "$@"\n`, {
+        mode: 0o755,
+      });
+      const env = { ...process.env, ...c.env, KILN_API: c.url, PATH: `${bin}:${process.env.PATH}` };
+      const reg = spawnSync('bash', ['-c', 'source <(kiln completion bash); complete -p kiln'], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(reg.stdout.trim(), 'complete -F _kiln kiln', reg.stderr);
+      const complete = (line: string) => {
+        const words = line.split(' ');
+        const script = `source <(kiln completion bash)
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}
+_kiln; printf '%s\\n' "\${COMPREPLY[@]}"`;
+        const r = spawnSync('bash', ['-c', script], { env, encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.trim().split('\n').filter(Boolean).sort();
+      };
+      assert.deepEqual(complete('kiln no'), ['node']);
+      assert.deepEqual(complete('kiln node sh'), ['show']);
+      assert.ok(complete('kiln node show ').includes('n1'));
+      assert.deepEqual(complete('kiln node show s'), ['slow']);
+      assert.deepEqual(complete('kiln --json node list -f '), ['csv', 'json', 'table', 'value', 'yaml']);
+      assert.deepEqual(complete('kiln node list --provision-state clean'), [
+        'clean\\ failed',
+        'clean\\ wait',
+        'cleaning',
+      ]);
+      assert.deepEqual(complete('kiln node list --sort name --lo'), ['--long']);
+      assert.deepEqual(complete('kiln node deploy n1 --im'), ['--image']);
+      assert.deepEqual(complete('kiln node deploy n1 --image d'), ['demo']);
+      assert.deepEqual(complete('kiln node power n1 soft'), ['soft-off', 'soft-reboot']);
+      assert.deepEqual(complete('kiln node maintenance n1 o'), ['off', 'on']);
+      assert.deepEqual(complete('kiln --api'), ['--api']);
+      const zsh = kiln(['completion', 'zsh']);
+      assert.match(zsh.stdout, /^#compdef kiln\n/);
+      assert.equal(kiln(['completion', 'fish']).status, 2);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('--wait exits 1 when the action does not reach its target (manage with a dead BMC)', () => {
