@@ -2,11 +2,13 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type Router from '@koa/router';
 import { buildConfigDrive } from '../shared/configdrive.ts';
 import { KilnError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { createApp, createProvisioningApp } from './api/app.ts';
+import { uiRouter } from './api/routes/ui.ts';
 import { type ApiTls, apiTls } from './api/tls.ts';
 import { RAMDISK_FILES } from './boot/http.ts';
 import {
@@ -32,8 +34,16 @@ import {
 import { type ConductorConfig, subnetConfig } from './config.ts';
 import { type BootUrls, createBootTargets } from './enroll/boot-target.ts';
 import { discoveryRouter, type EnrollmentSettings } from './enroll/discovery.ts';
+import { EventBus } from './events/bus.ts';
+import { observeStore } from './events/observe.ts';
+import { eventsStreamRouter } from './events/stream-route.ts';
 import { ImageCache } from './images/cache.ts';
 import { macKeys, rateLimit, sourceKey } from './limits/http.ts';
+import { httpMetrics } from './metrics/http.ts';
+import { Metrics } from './metrics/metrics.ts';
+import { meteredPowerRegistry } from './metrics/power.ts';
+import { healthRouter, metricsRouter } from './metrics/routes.ts';
+import { meteredStore } from './metrics/store.ts';
 import { NodeService } from './nodes/service.ts';
 import type { PowerDriverRegistry } from './power/driver.ts';
 import { createPowerRegistry } from './power/registry.ts';
@@ -49,6 +59,9 @@ import { loadOrCreateKey } from './secrets/key.ts';
 import { openStore } from './store/open.ts';
 import { resealAll, sealStore } from './store/sealed.ts';
 import type { NodeRecord, Store } from './store/store.ts';
+
+/** The web console's build (npm run build): dist/ui beside this file's folder, from source and from the bundle alike. */
+const UI_DIR = fileURLToPath(new URL('../dist/ui/', import.meta.url));
 
 export interface ConductorOverrides {
   /** An undecorated store (its secrets are sealed under `secrets` all the same). */
@@ -383,10 +396,17 @@ export async function startConductor(
     // Secrets written before sealing existed are sealed now, before anything reads them.
     const resealed = await resealAll(raw, box);
     if (resealed.changed) log.info({ ...resealed }, 'sealed plain-text secrets found in the database');
-    const store = sealStore(raw, box);
+    // Decorators, innermost first: the event stream sees only sealed values; metrics time what commits.
+    const metrics = new Metrics({ store: raw, log: log.child({ component: 'metrics' }) });
+    const bus = new EventBus(log.child({ component: 'events' }));
+    const store = meteredStore(
+      sealStore(observeStore(raw, bus, { log: log.child({ component: 'events' }) }), box),
+      metrics,
+    );
+    let readiness: string | null = 'starting';
     const registry = over.power ? null : createPowerRegistry({ log });
     if (registry) opened.push(() => registry.close());
-    const power = over.power ?? registry!;
+    const power = meteredPowerRegistry(over.power ?? registry!, metrics);
     const cache = config.images.cache
       ? new ImageCache({
           store,
@@ -395,6 +415,7 @@ export async function startConductor(
           allowedHosts: config.images.allowed_hosts,
           // Derived from the secrets key: every conductor sharing the key accepts the same URLs.
           signingKey: box.derive('image-urls'),
+          metrics,
         })
       : null;
     const engine = new ProvisionEngine({
@@ -434,6 +455,12 @@ export async function startConductor(
       auth: config.api.auth === 'token',
       imageAllowedHosts: config.images.allowed_hosts,
       enrollment,
+      extraRouters: [
+        eventsStreamRouter({ store, bus, log }),
+        metricsRouter(metrics),
+        healthRouter({ store, ready: () => readiness }),
+        uiRouter({ dir: UI_DIR }),
+      ],
     });
     api.serve(app.callback());
     const limit = config.provisioning.rate_limit;
@@ -442,6 +469,7 @@ export async function startConductor(
       publicUrl: urls.publicUrl,
       // A flood from one machine, or for one MAC, must not starve the others.
       guards: [
+        httpMetrics(metrics),
         rateLimit({
           perSecond: limit.per_source_per_s,
           burst: limit.burst,
@@ -471,6 +499,12 @@ export async function startConductor(
         })
       : null;
     const periodic = startPeriodicTasks(parts);
+    metrics.watchBoot(() =>
+      bootServices
+        ? { dhcp: bootServices.dhcp?.stats ?? null, tftp: bootServices.tftp?.stats ?? null }
+        : null,
+    );
+    readiness = null;
 
     log.info(
       {
@@ -498,6 +532,7 @@ export async function startConductor(
       async close() {
         if (closed) return;
         closed = true;
+        readiness = 'stopping';
         await periodic.stop();
         await bootServices?.stop();
         httpLoaders?.release();

@@ -22,16 +22,31 @@ export interface AuthOptions {
   now?: () => number;
 }
 
-/** Version discovery stays open, as Ironic's root and /v1 documents are. */
+/**
+ * What needs no token: version discovery (as Ironic's root and /v1 documents), the health probes
+ * (one word each), and the web console's static files (they hold no data; every call they make
+ * carries the signed-in token).
+ */
 function isPublic(ctx: Context): boolean {
-  return (ctx.method === 'GET' || ctx.method === 'HEAD') && ['/', '/v1', '/v1/'].includes(ctx.path);
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return false;
+  return (
+    ['/', '/v1', '/v1/', '/healthz', '/readyz'].includes(ctx.path) ||
+    ctx.path === '/ui' ||
+    ctx.path.startsWith('/ui/')
+  );
 }
 
 function bearer(ctx: Context): string | null {
   const auth = ctx.get('authorization');
   const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
   if (m) return m[1]!;
-  return ctx.get('x-auth-token') || null;
+  const header = ctx.get('x-auth-token');
+  if (header) return header;
+  // A browser's EventSource cannot set headers: only the event stream takes its token from the
+  // URL (the access log records paths, never query strings).
+  if (ctx.method === 'GET' && ctx.path === '/v1/events/stream' && typeof ctx.query.access_token === 'string')
+    return ctx.query.access_token;
+  return null;
 }
 
 export function principalOf(ctx: Context): Principal | undefined {
