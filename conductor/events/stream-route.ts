@@ -2,9 +2,11 @@
 // console, `kiln ... --wait` and watchers follow. The auth middleware has already required a
 // reader token (Authorization: Bearer, or ?access_token= for EventSource, which cannot set
 // headers). Optional ?node=<uuid|name>; resumable with Last-Event-ID (or ?last_event_id=).
+
 import Router from '@koa/router';
 import { KilnError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { principalOf } from '../auth/middleware.ts';
 import { resolveNode } from '../nodes/service.ts';
 import type { Store } from '../store/store.ts';
 import type { EventBus } from './bus.ts';
@@ -31,6 +33,9 @@ function lastEventId(header: string, query: unknown): number | null {
     );
   return Number(raw.trim());
 }
+
+/** How often an open stream's token is looked up again. */
+const TOKEN_RECHECK_MS = 2000;
 
 export function eventsStreamRouter(deps: EventsStreamDeps): Router {
   const options: StreamOptions = { ...STREAM_DEFAULTS, ...deps.options };
@@ -68,8 +73,29 @@ export function eventsStreamRouter(deps: EventsStreamDeps): Router {
       options,
       abort: () => socket.destroy(),
     });
+    // The token was checked once, when the stream opened; a stream outlives that. Check it again
+    // every few seconds, so a revoked or expired token stops receiving at once.
+    const principal = principalOf(ctx);
+    const recheck = principal?.tokenId
+      ? setInterval(() => {
+          deps.store.tokens
+            .find(principal.tokenId!)
+            .then((t) => {
+              if (!t || (t.expires_at && Date.parse(t.expires_at) <= Date.now())) {
+                log.info({ token: principal.name }, 'event stream closed: its token was revoked or expired');
+                client.stop();
+                socket.destroy();
+              }
+            })
+            .catch((e) => log.warn({ err: e }, 'could not re-check an event stream token'));
+        }, TOKEN_RECHECK_MS)
+      : null;
+    recheck?.unref();
     // koa pipes the body and destroys it when the response closes (client gone): that stops the client.
-    ctx.res.once('close', () => client.stop());
+    ctx.res.once('close', () => {
+      if (recheck) clearInterval(recheck);
+      client.stop();
+    });
     ctx.body = client.body;
   });
   return r;

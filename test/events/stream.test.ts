@@ -290,6 +290,28 @@ describe('GET /v1/events/stream', () => {
     assert.equal(h.bus.listenerCount, listeners, 'no client left subscribed');
   });
 
+  it('ends the stream of a token revoked while it is open, within seconds', async () => {
+    const { record, token } = await createToken(h.c.store.tokens, {
+      name: 'short-lived',
+      role: 'reader',
+      expiresAt: null,
+    });
+    const s = await openSse(h.url, { token });
+    assert.equal(s.status, 200);
+    let ended = false;
+    void s.ended.then(() => {
+      ended = true;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(ended, false, 'open while the token is good');
+    await h.c.store.tokens.delete(record.id);
+    const deadline = Date.now() + 8000;
+    while (!ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ended, 'the stream of a revoked token was closed');
+    // And it cannot come back with that token.
+    assert.equal((await openSse(h.url, { token })).status, 401);
+  });
+
   it('sends a keepalive comment while nothing happens', async () => {
     const k = await harness({ keepaliveMs: 100 });
     try {
